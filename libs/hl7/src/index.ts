@@ -1,0 +1,27 @@
+export { type Delimiters, DEFAULT_DELIMITERS, encodingCharacters } from './delimiters';
+export { Hl7ParseError, type Hl7ParseErrorCode } from './errors';
+export { decodeEscapes, encodeEscapes } from './escape';
+export { resolveCharset } from './charset';
+export { type Hl7Path, type FieldPath, parsePath, formatPath } from './path';
+export { Hl7Message, Hl7Segment } from './message';
+export {
+  type ParseOptions,
+  type CreateMessageOptions,
+  parseMessage,
+  createMessage,
+  formatHl7DateTime,
+  generateControlId,
+  encodeForCharset,
+} from './parse';
+export { splitMessages } from './batch';
+export {
+  type AckCode,
+  type AckError,
+  type AckOptions,
+  type Hl7ErrorCode,
+  HL7_ERROR_CODES,
+  buildAck,
+  chooseAckCode,
+  errorText,
+} from './ack';
+export * from './mllp';
