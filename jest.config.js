@@ -2,11 +2,12 @@
 module.exports = {
   moduleFileExtensions: ['js', 'json', 'ts'],
   rootDir: '.',
-  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test'],
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/test', '<rootDir>/scripts'],
   testRegex: '.*\\.(spec|e2e-spec)\\.ts$',
-  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
+  transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
   testEnvironment: 'node',
   moduleNameMapper: {
+    '^@engine/store/testing$': '<rootDir>/libs/store/src/testing',
     '^@engine/(hl7|config|store|queue)$': '<rootDir>/libs/$1/src',
     '^@engine/(gateway|worker|api)$': '<rootDir>/apps/$1/src',
   },

@@ -459,7 +459,10 @@ interface TestServer {
 }
 
 /** A bare MLLP server: decodes with MllpDecoder and ACKs every frame with "ACK <n>". */
-async function startServer(options?: MllpDecoderOptions): Promise<TestServer> {
+async function startServer(
+  options?: MllpDecoderOptions,
+  ackText: (n: number, payload: Buffer) => string = (n) => `ACK ${n}`,
+): Promise<TestServer> {
   const received: Buffer[][] = [];
   const allEvents: MllpEvent[][] = [];
   const sockets = new Set<net.Socket>();
@@ -476,7 +479,7 @@ async function startServer(options?: MllpDecoderOptions): Promise<TestServer> {
         evs.push(event);
         if (event.type === 'frame') {
           mine.push(event.payload);
-          socket.write(encodeMllp(`ACK ${mine.length}`));
+          socket.write(encodeMllp(ackText(mine.length, event.payload)));
         } else if (event.type === 'oversize') {
           socket.write(encodeMllp('NAK oversize'));
         }

@@ -1,0 +1,2 @@
+export * from './worker.module';
+export * from './inbound.processor';

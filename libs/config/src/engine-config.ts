@@ -1,0 +1,211 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+
+/** A message type pattern such as `ADT^*`, `ORU^R01` or `*`. */
+const typePattern = z
+  .string()
+  .regex(
+    /^(\*|[A-Z0-9]{3}(\^(\*|[A-Z0-9]{2,3}))?)$/,
+    'expected a pattern like ADT^*, ORU^R01 or *',
+  );
+
+const tlsSchema = z
+  .object({
+    /** PEM files, paths relative to the config file. */
+    cert: z.string().min(1),
+    key: z.string().min(1),
+    /** CA bundle used to verify client certificates. */
+    ca: z.string().min(1).optional(),
+    /** Ask clients for a certificate and refuse those that do not verify against `ca`. */
+    requireClientCert: z.boolean().default(false),
+  })
+  .strict();
+
+export const SUPPORTED_VERSIONS = [
+  '2.1',
+  '2.2',
+  '2.3',
+  '2.3.1',
+  '2.4',
+  '2.5',
+  '2.5.1',
+  '2.6',
+  '2.7',
+  '2.7.1',
+  '2.8',
+  '2.8.1',
+  '2.8.2',
+] as const;
+
+const feedSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, _ and - only'),
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535),
+    tls: tlsSchema.optional(),
+    /** Accepted message types; anything else is rejected with AR (0357 code 200/201). */
+    accept: z.array(typePattern).min(1),
+    /** Accepted HL7 versions (MSH-12); anything else is rejected with AR (203). */
+    versions: z
+      .array(z.string())
+      .min(1)
+      .default([...SUPPORTED_VERSIONS]),
+    /** auto: enhanced mode (CA/CE/CR) when MSH-15/16 are valued, else original mode (AA/AE/AR). */
+    ackMode: z.enum(['auto', 'original', 'enhanced']).default('auto'),
+    /** Largest framed message accepted; larger frames get AR and are discarded. */
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(4 * 1024 * 1024),
+    /** Bytes outside MLLP frames tolerated before the connection is closed as not HL7. */
+    maxNoiseBytes: z.number().int().min(16).default(65536),
+    /** Connections idle this long are closed. 0 disables. */
+    idleTimeoutSeconds: z.number().int().min(0).default(300),
+    maxConnections: z.number().int().min(1).default(100),
+    /** Charset used when MSH-18 is empty. */
+    defaultCharset: z.string().default('UTF-8'),
+    duplicates: z
+      .object({
+        /**
+         * ack: a resend (same feed, sending facility, MSH-10 and bytes within the window) is
+         * ACKed again and not processed twice; process: every arrival is a new message.
+         */
+        policy: z.enum(['ack', 'process']).default('ack'),
+        windowSeconds: z.number().int().min(1).default(86400),
+      })
+      .strict()
+      .default({ policy: 'ack', windowSeconds: 86400 }),
+  })
+  .strict();
+
+export const engineConfigSchema = z
+  .object({
+    engine: z
+      .object({
+        /** Number of inbound partitions (queues); one patient's messages always share one. */
+        partitions: z.number().int().min(1).max(1024).default(16),
+        /** Most messages written in one group commit. */
+        maxBatch: z.number().int().min(1).max(5000).default(500),
+        /** Concurrent group-commit transactions. */
+        maxInflightCommits: z.number().int().min(1).max(32).default(2),
+        sweeper: z
+          .object({
+            intervalSeconds: z.number().int().min(1).default(30),
+            /** Only messages older than this are considered lost from Redis. */
+            graceSeconds: z.number().int().min(0).default(10),
+          })
+          .strict()
+          .default({ intervalSeconds: 30, graceSeconds: 10 }),
+      })
+      .strict()
+      .default({
+        partitions: 16,
+        maxBatch: 500,
+        maxInflightCommits: 2,
+        sweeper: { intervalSeconds: 30, graceSeconds: 10 },
+      }),
+    feeds: z.array(feedSchema).default([]),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const ids = new Set<string>();
+    const ports = new Set<string>();
+    cfg.feeds.forEach((f, i) => {
+      if (ids.has(f.id)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['feeds', i, 'id'],
+          message: `duplicate feed id "${f.id}"`,
+        });
+      }
+      ids.add(f.id);
+      const hp = `${f.host}:${f.port}`;
+      if (f.port !== 0 && ports.has(hp)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['feeds', i, 'port'],
+          message: `port ${hp} already used by another feed`,
+        });
+      }
+      ports.add(hp);
+    });
+  });
+
+export type EngineConfig = z.infer<typeof engineConfigSchema>;
+export type FeedConfig = EngineConfig['feeds'][number];
+export type TlsConfig = NonNullable<FeedConfig['tls']>;
+
+export class ConfigFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigFileError';
+  }
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of path) {
+    out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out || '(root)';
+}
+
+/** Validate an already-parsed config object; `file` is used in error messages only. */
+export function validateEngineConfig(raw: unknown, file = '(inline)'): EngineConfig {
+  const parsed = engineConfigSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new ConfigFileError(
+      file,
+      parsed.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`),
+    );
+  }
+  return parsed.data;
+}
+
+/** Read, parse and validate a YAML engine config; errors name the file, the path and the problem. */
+export function loadEngineConfig(file: string): EngineConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigFileError(file, [`cannot read file: ${(err as Error).message}`]);
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigFileError(
+      file,
+      doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const config = validateEngineConfig(doc.toJS(), file);
+  // TLS file paths are relative to the config file.
+  const base = dirname(resolve(file));
+  for (const feed of config.feeds) {
+    if (feed.tls) {
+      feed.tls.cert = resolve(base, feed.tls.cert);
+      feed.tls.key = resolve(base, feed.tls.key);
+      if (feed.tls.ca !== undefined) {
+        feed.tls.ca = resolve(base, feed.tls.ca);
+      }
+    }
+  }
+  return config;
+}
+
+/** True when `type^trigger` matches a pattern such as `ADT^*`, `ORU^R01` or `*`. */
+export function matchesTypePattern(pattern: string, type: string, trigger: string): boolean {
+  if (pattern === '*') {
+    return true;
+  }
+  const [pType, pTrigger] = pattern.split('^');
+  if (pType !== type) {
+    return false;
+  }
+  return pTrigger === undefined || pTrigger === '*' || pTrigger === trigger;
+}

@@ -1,0 +1,3 @@
+export * from './settings';
+export * from './engine-config';
+export * from './config.module';

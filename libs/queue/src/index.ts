@@ -1,0 +1,5 @@
+export * from './names';
+export * from './partition';
+export * from './redis';
+export * from './inbound-queues';
+export * from './queue.module';

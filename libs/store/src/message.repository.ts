@@ -1,0 +1,576 @@
+import { Injectable } from '@nestjs/common';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
+import { dialectOf, toSqliteTimestamp, type StoreDialect } from './dialect';
+import { MessageEntity } from './entities/message.entity';
+import { clampLimit, decodeCursor, encodeCursor, StoreError, UUID_RE } from './paging';
+import type {
+  FindUnqueuedOptions,
+  InsertBatchOptions,
+  InsertResult,
+  MessagePage,
+  MessageSearch,
+  MessageStatus,
+  MessageSummary,
+  NewMessage,
+  SetStatusOptions,
+  StoredMessage,
+  UnqueuedMessage,
+} from './message.types';
+
+/** Rows per INSERT statement on PostgreSQL: 21 parameters a row stays far below 65535. */
+const PG_ROWS_PER_STATEMENT = 1000;
+
+/** Batches up to this size use named (server-side prepared) statements, one per size. */
+const PG_PREPARED_MAX_ROWS = 64;
+
+/** The slice of pg's Pool the hot path uses (pg ships no types in this project). */
+interface PgPool {
+  query<R>(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
+}
+
+/** A TypeORM runner (entity manager in a transaction), for batches split over statements. */
+interface PgRunner {
+  query<T>(sql: string, params: unknown[]): Promise<T>;
+}
+
+/** Insert columns, in parameter order. */
+const INSERT_COLUMNS = [
+  ['id', 'uuid'],
+  ['feed', 'text'],
+  ['control_id', 'text'],
+  ['type', 'text'],
+  ['trigger', 'text'],
+  ['version', 'text'],
+  ['sending_application', 'text'],
+  ['sending_facility', 'text'],
+  ['receiving_application', 'text'],
+  ['receiving_facility', 'text'],
+  ['received_at', 'timestamptz'],
+  ['remote_address', 'text'],
+  ['partition', 'int4'],
+  ['partition_key', 'text'],
+  ['raw', 'bytea'],
+  ['content_hash', 'text'],
+  ['status', 'text'],
+  ['error_code', 'text'],
+  ['error_reason', 'text'],
+  ['ack_code', 'text'],
+] as const;
+const COLUMN_LIST = INSERT_COLUMNS.map(([name]) => `"${name}"`).join(', ');
+const INPUT_COLUMN_LIST = INSERT_COLUMNS.map(([name]) => `i."${name}"`).join(', ');
+
+const SUMMARY_COLUMNS: Array<keyof MessageSummary> = [
+  'id',
+  'feed',
+  'controlId',
+  'type',
+  'trigger',
+  'version',
+  'sendingApplication',
+  'sendingFacility',
+  'receivingApplication',
+  'receivingFacility',
+  'receivedAt',
+  'remoteAddress',
+  'partition',
+  'partitionKey',
+  'contentHash',
+  'status',
+  'errorCode',
+  'errorReason',
+  'ackCode',
+  'processedAt',
+  'updatedAt',
+];
+
+interface SqliteStatements {
+  findDuplicate: BetterSqlite3.Statement<unknown[], string>;
+  insert: BetterSqlite3.Statement<unknown[]>;
+  insertAll: BetterSqlite3.Transaction<(rows: NewMessage[], window: number) => Map<number, string>>;
+}
+
+/**
+ * Message rows: the gateway's durable insert (hot path, raw SQL), and the reads used by the
+ * API and the sweeper. Works on PostgreSQL and SQLite; usable without Nest.
+ */
+@Injectable()
+export class MessageRepository {
+  private readonly dialect: StoreDialect;
+  private readonly pgSql = new Map<string, string>();
+  private sqlite: { db: BetterSqlite3.Database; statements: SqliteStatements } | undefined;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.dialect = dialectOf(dataSource);
+  }
+
+  private get repo(): Repository<MessageEntity> {
+    return this.dataSource.getRepository(MessageEntity);
+  }
+
+  /**
+   * Stores a group-committed batch in one transaction and returns one result per row, in input
+   * order. A row with status 'received' that repeats an identical message (same feed, sending
+   * facility, control id and content hash, status <> 'rejected') received within
+   * `dedupWindowMs` (either side of its received_at) is not stored: its result carries the
+   * earlier row's id and `duplicate: true`. The earlier row may be in the database or earlier in
+   * the same batch. Rejected rows are always stored. Rows whose id is already stored (a retried
+   * commit) are left as they are and reported as stored.
+   */
+  async insertBatch(rows: NewMessage[], opts: InsertBatchOptions): Promise<InsertResult[]> {
+    if (rows.length === 0) {
+      return [];
+    }
+    const window = Number.isFinite(opts.dedupWindowMs) ? Math.max(0, opts.dedupWindowMs) : 0;
+    if (this.dialect === 'sqlite') {
+      return this.insertBatchSqlite(rows, window);
+    }
+    // In-batch resends are resolved here; the database is asked only about the first of each.
+    const { sameAs, toStore } = dedupWithinBatch(rows, window);
+    const existing = new Map<number, string>();
+    if (toStore.length <= PG_ROWS_PER_STATEMENT) {
+      await this.insertChunkPg(undefined, rows, toStore, window, existing);
+    } else {
+      await this.dataSource.transaction(async (em) => {
+        for (let i = 0; i < toStore.length; i += PG_ROWS_PER_STATEMENT) {
+          const chunk = toStore.slice(i, i + PG_ROWS_PER_STATEMENT);
+          await this.insertChunkPg(em, rows, chunk, window, existing);
+        }
+      });
+    }
+    return resolveResults(rows, sameAs, existing);
+  }
+
+  async findById(id: string): Promise<StoredMessage | null> {
+    if (this.dialect === 'postgres' && !UUID_RE.test(id)) {
+      return null;
+    }
+    return this.repo.findOneBy({ id });
+  }
+
+  /** Newest first, keyset-paginated on (received_at, id); no total count. */
+  async search(q: MessageSearch): Promise<MessagePage> {
+    const limit = clampLimit(q.limit);
+    const qb = this.repo
+      .createQueryBuilder('m')
+      .select(SUMMARY_COLUMNS.map((c) => `m.${c}`))
+      .orderBy('m.receivedAt', 'DESC')
+      .addOrderBy('m.id', 'DESC')
+      .limit(limit + 1);
+    if (q.controlId !== undefined) {
+      qb.andWhere('m.controlId = :controlId', { controlId: q.controlId });
+    }
+    if (q.feed !== undefined) {
+      qb.andWhere('m.feed = :feed', { feed: q.feed });
+    }
+    if (q.status !== undefined) {
+      qb.andWhere('m.status = :status', { status: q.status });
+    }
+    if (q.type !== undefined) {
+      qb.andWhere('m.type = :type', { type: q.type });
+    }
+    if (q.trigger !== undefined) {
+      qb.andWhere('m.trigger = :trigger', { trigger: q.trigger });
+    }
+    if (q.cursor) {
+      const c = decodeCursor(q.cursor, this.dialect === 'postgres');
+      this.keyset(qb, '<', c.at, c.id);
+    }
+    const found = await qb.getMany();
+    const items = found.slice(0, limit).map(toSummary);
+    const last = items[items.length - 1];
+    return {
+      items,
+      nextCursor: found.length > limit && last ? encodeCursor(last.receivedAt, last.id) : null,
+    };
+  }
+
+  /** Rows still 'received' and older than `olderThan`, oldest first (for the sweeper). */
+  async findUnqueued(opts: FindUnqueuedOptions): Promise<UnqueuedMessage[]> {
+    const qb = this.repo
+      .createQueryBuilder('m')
+      .select(['m.id', 'm.feed', 'm.partition', 'm.receivedAt'])
+      .where('m.status = :status', { status: 'received' satisfies MessageStatus })
+      .andWhere('m.receivedAt < :olderThan', { olderThan: opts.olderThan })
+      .orderBy('m.receivedAt', 'ASC')
+      .addOrderBy('m.id', 'ASC')
+      .limit(Math.max(1, Math.floor(opts.limit)));
+    if (opts.after) {
+      this.keyset(qb, '>', opts.after.receivedAt, opts.after.id);
+    }
+    const found = await qb.getMany();
+    return found.map((m) => ({
+      id: m.id,
+      feed: m.feed,
+      partition: m.partition,
+      receivedAt: m.receivedAt,
+    }));
+  }
+
+  /**
+   * Sets the status (and error code and reason, cleared when not given). processed_at is set
+   * for processed, ignored and error, and cleared for received (reprocess). Returns false when
+   * there is no such message.
+   */
+  async setStatus(
+    id: string,
+    status: MessageStatus,
+    opts: SetStatusOptions = {},
+  ): Promise<boolean> {
+    if (this.dialect === 'postgres' && !UUID_RE.test(id)) {
+      return false;
+    }
+    const now = new Date();
+    const processedAt =
+      status === 'processed' || status === 'ignored' || status === 'error'
+        ? now
+        : status === 'received'
+          ? null
+          : undefined;
+    const result = await this.repo.update(
+      { id },
+      {
+        status,
+        errorCode: opts.errorCode ?? null,
+        errorReason: opts.errorReason ?? null,
+        updatedAt: now,
+        ...(processedAt === undefined ? {} : { processedAt }),
+      },
+    );
+    return (result.affected ?? 0) > 0;
+  }
+
+  /** A cheap round trip (readiness). */
+  async ping(): Promise<void> {
+    await this.dataSource.query('SELECT 1');
+  }
+
+  private keyset(
+    qb: SelectQueryBuilder<MessageEntity>,
+    op: '<' | '>',
+    receivedAt: Date,
+    id: string,
+  ): void {
+    // Row-value comparison: both PostgreSQL and SQLite (>= 3.15) use the composite index.
+    qb.andWhere(`(m.receivedAt, m.id) ${op} (:ksAt, :ksId)`, { ksAt: receivedAt, ksId: id });
+  }
+
+  // ---- PostgreSQL hot path -------------------------------------------------------------------
+
+  /**
+   * One statement, one round trip: the dedup lookup and the multi-row insert (a data-modifying
+   * CTE). Sent straight to the driver's pg pool (no TypeORM query runner, entity or logging
+   * layer). Batches up to PG_PREPARED_MAX_ROWS rows use named prepared statements (one per
+   * size and shape), parsed once per connection.
+   */
+  private async insertChunkPg(
+    runner: PgRunner | undefined,
+    rows: NewMessage[],
+    idxs: number[],
+    window: number,
+    existing: Map<number, string>,
+  ): Promise<void> {
+    const withDedup = window > 0 && idxs.some((i) => rows[i].status === 'received');
+    const values: unknown[] = [];
+    for (const i of idxs) {
+      pushRowParams(values, rows[i]);
+    }
+    const n = idxs.length;
+    const named = runner === undefined && n <= PG_PREPARED_MAX_ROWS;
+    if (!withDedup) {
+      const text = this.pgInsertSql(n);
+      await this.pgQuery(
+        runner,
+        named ? { name: `engine_store_msg_i${n}`, text, values } : { text, values },
+      );
+      return;
+    }
+    values.push(`${window} milliseconds`);
+    // Named, but planned with the actual values each time: createDataSourceOptions sets
+    // plan_cache_mode = force_custom_plan, because a cached generic plan chosen while the table
+    // was small keeps a sequential scan for the resend lookup as it grows (measured: 13/s).
+    const text = n === 1 ? this.pgDedupInsertOneSql() : this.pgDedupInsertSql(n);
+    const found = await this.pgQuery<{ n: number; existing_id: string }>(
+      runner,
+      named ? { name: `engine_store_msg_d${n}`, text, values } : { text, values },
+    );
+    for (const r of found) {
+      existing.set(idxs[r.n], r.existing_id);
+    }
+  }
+
+  private async pgQuery<R>(
+    runner: PgRunner | undefined,
+    q: { name?: string; text: string; values: unknown[] },
+  ): Promise<R[]> {
+    if (runner) {
+      return runner.query<R[]>(q.text, q.values);
+    }
+    const pool = (this.dataSource.driver as unknown as { master?: PgPool }).master;
+    if (!pool) {
+      throw new Error('data source is not initialized');
+    }
+    const result = await pool.query<R>(q);
+    return result.rows;
+  }
+
+  private pgInsertSql(n: number): string {
+    const key = `i${n}`;
+    let sql = this.pgSql.get(key);
+    if (!sql) {
+      sql =
+        `INSERT INTO "message" (${COLUMN_LIST}) VALUES ${pgValues(n, false)} ` +
+        `ON CONFLICT ("id") DO NOTHING`;
+      this.pgSql.set(key, sql);
+    }
+    return sql;
+  }
+
+  /** The same statement for one row, without the VALUES list: cheaper to plan. */
+  private pgDedupInsertOneSql(): string {
+    const key = 'one';
+    let sql = this.pgSql.get(key);
+    if (!sql) {
+      const p = (column: (typeof INSERT_COLUMNS)[number][0]) => {
+        const c = INSERT_COLUMNS.findIndex(([name]) => name === column);
+        return `$${c + 1}::${INSERT_COLUMNS[c][1]}`;
+      };
+      const w = `$${INSERT_COLUMNS.length + 1}::interval`;
+      const at = p('received_at');
+      sql = `WITH dup AS (
+  SELECT m."id" FROM "message" m
+  WHERE ${p('status')} = 'received'
+    AND m."control_id" = ${p('control_id')} AND m."feed" = ${p('feed')}
+    AND m."sending_facility" = ${p('sending_facility')} AND m."content_hash" = ${p('content_hash')}
+    AND m."status" <> 'rejected' AND m."id" <> ${p('id')}
+    AND m."received_at" BETWEEN ${at} - ${w} AND ${at} + ${w}
+  ORDER BY m."received_at" LIMIT 1
+),
+ins AS (
+  INSERT INTO "message" (${COLUMN_LIST})
+  SELECT ${INSERT_COLUMNS.map((_, c) => `$${c + 1}::${INSERT_COLUMNS[c][1]}`).join(', ')}
+  WHERE NOT EXISTS (SELECT 1 FROM dup)
+  ON CONFLICT ("id") DO NOTHING
+)
+SELECT 0 AS n, "id" AS existing_id FROM dup`;
+      this.pgSql.set(key, sql);
+    }
+    return sql;
+  }
+
+  private pgDedupInsertSql(n: number): string {
+    const key = `d${n}`;
+    let sql = this.pgSql.get(key);
+    if (!sql) {
+      const w = `$${n * INSERT_COLUMNS.length + 1}::interval`;
+      sql = `WITH input (n, ${COLUMN_LIST}) AS (VALUES ${pgValues(n, true)}),
+dup AS (
+  SELECT i.n, (
+    SELECT m."id" FROM "message" m
+    WHERE m."control_id" = i."control_id" AND m."feed" = i."feed"
+      AND m."sending_facility" = i."sending_facility" AND m."content_hash" = i."content_hash"
+      AND m."status" <> 'rejected' AND m."id" <> i."id"
+      AND m."received_at" BETWEEN i."received_at" - ${w} AND i."received_at" + ${w}
+    ORDER BY m."received_at" LIMIT 1
+  ) AS existing_id
+  FROM input i WHERE i."status" = 'received'
+),
+ins AS (
+  INSERT INTO "message" (${COLUMN_LIST})
+  SELECT ${INPUT_COLUMN_LIST} FROM input i
+  WHERE NOT EXISTS (SELECT 1 FROM dup d WHERE d.n = i.n AND d.existing_id IS NOT NULL)
+  ON CONFLICT ("id") DO NOTHING
+)
+SELECT n, existing_id FROM dup WHERE existing_id IS NOT NULL`;
+      this.pgSql.set(key, sql);
+    }
+    return sql;
+  }
+
+  // ---- SQLite hot path -----------------------------------------------------------------------
+
+  private async insertBatchSqlite(rows: NewMessage[], window: number): Promise<InsertResult[]> {
+    const { db, statements } = this.sqliteStatements();
+    // One connection is shared with TypeORM: never nest inside a transaction it has open.
+    const deadline = Date.now() + 30_000;
+    while (db.inTransaction) {
+      if (Date.now() > deadline) {
+        throw new StoreError('SQLITE_BUSY_TRANSACTION', 'a transaction stayed open for 30 s');
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const { sameAs, toStore } = dedupWithinBatch(rows, window);
+    const storeRows = toStore.map((i) => rows[i]);
+    const found = statements.insertAll.immediate(storeRows, window);
+    const existing = new Map<number, string>();
+    for (const [k, id] of found) {
+      existing.set(toStore[k], id);
+    }
+    return resolveResults(rows, sameAs, existing);
+  }
+
+  private sqliteStatements(): { db: BetterSqlite3.Database; statements: SqliteStatements } {
+    const db = (this.dataSource.driver as unknown as { databaseConnection: BetterSqlite3.Database })
+      .databaseConnection;
+    if (this.sqlite?.db === db) {
+      return this.sqlite;
+    }
+    const findDuplicate = db
+      .prepare<unknown[], string>(
+        `SELECT "id" FROM "message"
+         WHERE "control_id" = ? AND "feed" = ? AND "sending_facility" = ? AND "content_hash" = ?
+           AND "status" <> 'rejected' AND "id" <> ? AND "received_at" BETWEEN ? AND ?
+         ORDER BY "received_at" LIMIT 1`,
+      )
+      .pluck();
+    const insert = db.prepare<unknown[]>(
+      `INSERT INTO "message" (${COLUMN_LIST}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})
+       ON CONFLICT ("id") DO NOTHING`,
+    );
+    const insertAll = db.transaction((batch: NewMessage[], window: number) => {
+      const dups = new Map<number, string>();
+      for (let k = 0; k < batch.length; k++) {
+        const r = batch[k];
+        if (window > 0 && r.status === 'received') {
+          const t = r.receivedAt.getTime();
+          const id = findDuplicate.get(
+            r.controlId,
+            r.feed,
+            r.sendingFacility,
+            r.contentHash,
+            r.id,
+            toSqliteTimestamp(new Date(t - window)),
+            toSqliteTimestamp(new Date(t + window)),
+          );
+          if (id !== undefined) {
+            dups.set(k, id);
+            continue;
+          }
+        }
+        insert.run(...sqliteRowParams(r));
+      }
+      return dups;
+    });
+    this.sqlite = { db, statements: { findDuplicate, insert, insertAll } };
+    return this.sqlite;
+  }
+}
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+/**
+ * Resolves resends inside one batch, in input order: a received row identical to an earlier
+ * stored-candidate row of the batch (within the window) maps to that row. Returns the map of
+ * such rows and the indexes of the rows to store (or to check against the database).
+ */
+function dedupWithinBatch(
+  rows: NewMessage[],
+  window: number,
+): { sameAs: Map<number, number>; toStore: number[] } {
+  const sameAs = new Map<number, number>();
+  const toStore: number[] = [];
+  const firsts = rows.length > 1 && window > 0 ? new Map<string, number[]>() : undefined;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    if (firsts && r.status === 'received') {
+      const key = `${r.feed}\u0000${r.sendingFacility}\u0000${r.controlId}\u0000${r.contentHash}`;
+      const t = r.receivedAt.getTime();
+      const candidates = firsts.get(key);
+      const match = candidates?.find((c) => Math.abs(rows[c].receivedAt.getTime() - t) <= window);
+      if (match !== undefined) {
+        sameAs.set(i, match);
+        continue;
+      }
+      if (candidates) {
+        candidates.push(i);
+      } else {
+        firsts.set(key, [i]);
+      }
+    }
+    toStore.push(i);
+  }
+  return { sameAs, toStore };
+}
+
+function resolveResults(
+  rows: NewMessage[],
+  sameAs: Map<number, number>,
+  existing: Map<number, string>,
+): InsertResult[] {
+  return rows.map((r, i) => {
+    const first = sameAs.get(i);
+    if (first !== undefined) {
+      return { id: existing.get(first) ?? rows[first].id, duplicate: true };
+    }
+    const id = existing.get(i);
+    return id !== undefined ? { id, duplicate: true } : { id: r.id, duplicate: false };
+  });
+}
+
+function pgValues(n: number, withIndex: boolean): string {
+  const width = INSERT_COLUMNS.length;
+  const tuples: string[] = [];
+  for (let row = 0; row < n; row++) {
+    const cells = INSERT_COLUMNS.map(([, type], c) => `$${row * width + c + 1}::${type}`);
+    tuples.push(`(${withIndex ? `${row}, ` : ''}${cells.join(', ')})`);
+  }
+  return tuples.join(', ');
+}
+
+function pushRowParams(params: unknown[], r: NewMessage): void {
+  params.push(
+    r.id,
+    r.feed,
+    r.controlId,
+    r.type,
+    r.trigger,
+    r.version,
+    r.sendingApplication,
+    r.sendingFacility,
+    r.receivingApplication,
+    r.receivingFacility,
+    r.receivedAt,
+    r.remoteAddress,
+    r.partition,
+    r.partitionKey,
+    r.raw,
+    r.contentHash,
+    r.status,
+    r.errorCode ?? null,
+    r.errorReason ?? null,
+    r.ackCode ?? null,
+  );
+}
+
+function sqliteRowParams(r: NewMessage): unknown[] {
+  return [
+    r.id,
+    r.feed,
+    r.controlId,
+    r.type,
+    r.trigger,
+    r.version,
+    r.sendingApplication,
+    r.sendingFacility,
+    r.receivingApplication,
+    r.receivingFacility,
+    toSqliteTimestamp(r.receivedAt),
+    r.remoteAddress,
+    r.partition,
+    r.partitionKey,
+    r.raw,
+    r.contentHash,
+    r.status,
+    r.errorCode ?? null,
+    r.errorReason ?? null,
+    r.ackCode ?? null,
+  ];
+}
+
+function toSummary(m: MessageEntity): MessageSummary {
+  const out: Partial<Record<keyof MessageSummary, unknown>> = {};
+  for (const key of SUMMARY_COLUMNS) {
+    out[key] = m[key];
+  }
+  return out as MessageSummary;
+}
