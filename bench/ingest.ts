@@ -125,8 +125,9 @@ async function load(
   connections: number,
   seconds: number,
   rate: number,
+  latencies: number[] = [],
 ): Promise<RunResult> {
-  const latencies: number[] = [];
+  const first = latencies.length;
   let naks = 0;
   const deadline = performance.now() + seconds * 1000;
   const interval = rate > 0 ? (1000 * connections) / rate : 0;
@@ -176,30 +177,38 @@ async function load(
     ),
   );
   const secs = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
+  const mine = latencies.slice(first).sort((a, b) => a - b);
   const pct = (p: number): number =>
-    latencies.length === 0
-      ? 0
-      : latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+    mine.length === 0 ? 0 : mine[Math.min(mine.length - 1, Math.floor(p * mine.length))];
   return {
     target,
     connections,
-    messages: latencies.length,
+    messages: mine.length,
     seconds: secs,
-    msgsPerSec: latencies.length / secs,
+    msgsPerSec: mine.length / secs,
     p50: pct(0.5),
     p99: pct(0.99),
-    max: latencies[latencies.length - 1] ?? 0,
+    max: mine[mine.length - 1] ?? 0,
     naks,
   };
 }
 
-async function runGateway(
-  connections: number,
-  seconds: number,
-  rate: number,
-  warmup: number,
-): Promise<RunResult> {
+interface Server {
+  target: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode === null) {
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** The full engine gateway role, as `npm run start:gateway` runs it, on a fresh database. */
+async function startGateway(partitions: number, resendCheck: boolean): Promise<Server> {
   const dbName = `bench_ingest_gateway`;
   const url = await createDb(dbName);
   const port = await freePort();
@@ -207,7 +216,7 @@ async function runGateway(
   const cfg = join(dir, 'engine.yaml');
   writeFileSync(
     cfg,
-    `engine:\n  partitions: 16\nfeeds:\n  - id: bench\n    host: 127.0.0.1\n    port: ${port}\n    accept: ['ADT^*', 'ORU^R01']\n    maxConnections: 1000\n`,
+    `engine:\n  partitions: ${partitions}\nfeeds:\n  - id: bench\n    host: 127.0.0.1\n    port: ${port}\n    accept: ['ADT^*', 'ORU^R01']\n    maxConnections: 1000\n    duplicates: { policy: ${resendCheck ? 'ack' : 'process'} }\n`,
   );
   const prefix = 'benchgw';
   await clearPrefix(prefix);
@@ -226,26 +235,20 @@ async function runGateway(
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
-  try {
-    await waitForPort(port, child);
-    if (warmup > 0) {
-      await load('warmup', port, connections, warmup, rate);
-    }
-    return await load('gateway', port, connections, seconds, rate);
-  } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-    await clearPrefix(prefix);
-    await dropDb(dbName);
-  }
+  await waitForPort(port, child);
+  return {
+    target: 'gateway',
+    port,
+    async stop() {
+      await stopChild(child);
+      await clearPrefix(prefix);
+      await dropDb(dbName);
+    },
+  };
 }
 
-async function runMinimal(
-  connections: number,
-  seconds: number,
-  rate: number,
-  warmup: number,
-): Promise<RunResult> {
+/** The minimal group-commit server (bench/minimal-server.ts) on a fresh database. */
+async function startMinimal(): Promise<Server> {
   const dbName = `bench_ingest_minimal`;
   const url = await createDb(dbName);
   const port = await freePort();
@@ -254,22 +257,40 @@ async function runMinimal(
   const child = spawn(
     process.execPath,
     [join(__dirname, 'minimal-server.js'), String(port), url, REDIS_URL, prefix],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
+    { stdio: ['ignore', 'ignore', 'inherit'] },
   );
-  try {
-    await waitForPort(port, child);
-    if (warmup > 0) {
-      await load('warmup', port, connections, warmup, rate);
-    }
-    return await load('minimal', port, connections, seconds, rate);
-  } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-    await clearPrefix(prefix);
-    await dropDb(dbName);
-  }
+  await waitForPort(port, child);
+  return {
+    target: 'minimal',
+    port,
+    async stop() {
+      await stopChild(child);
+      await clearPrefix(prefix);
+      await dropDb(dbName);
+    },
+  };
+}
+
+/** Merge the rounds of one target into one result. */
+function merge(target: string, parts: RunResult[], latencies: number[]): RunResult {
+  latencies.sort((x, y) => x - y);
+  const pct = (p: number): number =>
+    latencies.length === 0
+      ? 0
+      : latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  const messages = parts.reduce((n, r) => n + r.messages, 0);
+  const seconds = parts.reduce((n, r) => n + r.seconds, 0);
+  return {
+    target,
+    connections: parts[0].connections,
+    messages,
+    seconds,
+    msgsPerSec: messages / seconds,
+    p50: pct(0.5),
+    p99: pct(0.99),
+    max: latencies[latencies.length - 1] ?? 0,
+    naks: parts.reduce((n, r) => n + r.naks, 0),
+  };
 }
 
 function fmt(r: RunResult): string {
@@ -292,8 +313,14 @@ async function main(): Promise<void> {
     .option('--warmup <s>', 'seconds of warm-up load per target', '2')
     .option('--rate <n>', 'offered msgs/s over all connections (0 = as fast as ACKs allow)', '0')
     .option('--target <t>', 'gateway | minimal | both', 'both')
+    .option('--rounds <n>', 'interleaved rounds the duration is split into', '4')
+    .option('--partitions <n>', 'inbound partitions of the gateway', '16')
+    .option('--no-resend-check', 'gateway feed with duplicates.policy=process (no resend lookup)')
     .parse()
     .opts<{
+      rounds: string;
+      partitions: string;
+      resendCheck: boolean;
       connections: string;
       duration: string;
       warmup: string;
@@ -305,19 +332,44 @@ async function main(): Promise<void> {
   const warmup = Number(opts.warmup);
   const rate = Number(opts.rate);
   const results: RunResult[] = [];
+  const rounds = Math.max(1, Number(opts.rounds));
   console.log(
-    `bench:ingest: ${connections} connection(s), ${seconds}s per target, ${rate > 0 ? `${rate} msgs/s offered` : 'closed loop'}; PostgreSQL ${new URL(ADMIN_URL).host}, Redis ${new URL(REDIS_URL).host}`,
+    `bench:ingest: ${connections} connection(s), ${seconds}s per target in ${rounds} interleaved round(s), ${rate > 0 ? `${rate} msgs/s offered` : 'closed loop'}; PostgreSQL ${new URL(ADMIN_URL).host}, Redis ${new URL(REDIS_URL).host}`,
   );
-  console.log('target   conns messages  msgs/s   p50 ms   p99 ms   max ms   naks');
-  if (opts.target === 'both' || opts.target === 'gateway') {
-    const r = await runGateway(connections, seconds, rate, warmup);
-    console.log(fmt(r));
-    results.push(r);
-  }
-  if (opts.target === 'both' || opts.target === 'minimal') {
-    const r = await runMinimal(connections, seconds, rate, warmup);
-    console.log(fmt(r));
-    results.push(r);
+  const servers: Server[] = [];
+  try {
+    if (opts.target === 'both' || opts.target === 'gateway') {
+      servers.push(await startGateway(Number(opts.partitions), opts.resendCheck));
+    }
+    if (opts.target === 'both' || opts.target === 'minimal') {
+      servers.push(await startMinimal());
+    }
+    for (const srv of servers) {
+      if (warmup > 0) {
+        await load('warmup', srv.port, connections, warmup, rate);
+      }
+    }
+    // Interleaved rounds, so that both servers see the same machine (other tenants, checkpoints).
+    const parts = new Map<string, { runs: RunResult[]; latencies: number[] }>();
+    for (let r = 0; r < rounds; r++) {
+      for (const srv of servers) {
+        const acc = parts.get(srv.target) ?? { runs: [], latencies: [] };
+        parts.set(srv.target, acc);
+        acc.runs.push(
+          await load(srv.target, srv.port, connections, seconds / rounds, rate, acc.latencies),
+        );
+      }
+    }
+    console.log('target   conns messages  msgs/s   p50 ms   p99 ms   max ms   naks');
+    for (const [target, acc] of parts) {
+      const r = merge(target, acc.runs, acc.latencies);
+      console.log(fmt(r));
+      results.push(r);
+    }
+  } finally {
+    for (const srv of servers) {
+      await srv.stop();
+    }
   }
   const gw = results.find((r) => r.target === 'gateway');
   const min = results.find((r) => r.target === 'minimal');

@@ -41,6 +41,16 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
     }
   }
 
+  async function waitFor(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > end) {
+        throw new Error('condition not met in time');
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   beforeAll(async () => {
     engine = await startTestEngine({
       config: {
@@ -83,7 +93,8 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
     const full = await repo.findById(row.id);
     expect(full!.raw.equals(Buffer.from(msg, 'latin1'))).toBe(true);
     expect(full!.remoteAddress).toMatch(/^127\.0\.0\.1:\d+$/);
-    expect(await jobExists(row.id, row.partition)).toBe(true);
+    // The enqueue follows the commit (and the ACK) within moments.
+    await waitFor(() => jobExists(row.id, row.partition));
   });
 
   it('puts one patient’s messages in the same partition', async () => {
@@ -276,6 +287,7 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
     const c = await client();
     await c.send(adt({ controlId: 'SWEEP-1' }));
     const [row] = await rowsByControlId('SWEEP-1');
+    await waitFor(() => jobExists(row.id, row.partition));
     await engine.flushQueues();
     expect(await jobExists(row.id, row.partition)).toBe(false);
     const n = await engine.app.get(SweeperService).sweep(0);

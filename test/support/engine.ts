@@ -40,7 +40,7 @@ export function defaultFeed(overrides: Record<string, unknown> = {}): Record<str
 }
 
 export async function startTestEngine(opts: TestEngineOptions = {}): Promise<TestEngine> {
-  const db = opts.databaseUrl ? undefined : await createTestDatabase();
+  const db = opts.databaseUrl !== undefined ? undefined : await createTestDatabase();
   const databaseUrl = opts.databaseUrl ?? db!.url;
   const queuePrefix = opts.queuePrefix ?? `t${randomBytes(4).toString('hex')}`;
   const settings = loadSettings({

@@ -161,10 +161,10 @@ export class IntakeService {
     if (jobs.length === 0) {
       return;
     }
-    this.queues.enqueue(jobs).catch((err: unknown) => {
-      gatewayMetrics.enqueueFailures.inc(jobs.length);
+    this.queues.enqueueSoon(jobs, (err, count) => {
+      gatewayMetrics.enqueueFailures.inc(count);
       this.logger.warn(
-        `enqueue of ${jobs.length} committed message(s) failed (${(err as Error).message}); the sweeper will re-enqueue them`,
+        `enqueue of ${count} committed message(s) failed (${err.message}); the sweeper will re-enqueue them`,
       );
     });
   }

@@ -1,9 +1,12 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { type JobsOptions, Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Job, type JobsOptions, Queue } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
 import { ENGINE_CONFIG, type EngineConfig, SETTINGS, type Settings } from '@engine/config';
 import { type InboundJobData, JOB, inboundJobId, inboundQueueName } from './names';
 import { redisConnection } from './redis';
+
+/** How long enqueueSoon() gathers items before writing them to Redis. */
+export const ENQUEUE_COALESCE_MS = 2;
 
 /** Default options of inbound jobs: the id dedupes (a re-enqueue of a queued message is a no-op). */
 export const INBOUND_JOB_OPTIONS: JobsOptions = {
@@ -13,26 +16,35 @@ export const INBOUND_JOB_OPTIONS: JobsOptions = {
   removeOnFail: false,
 };
 
-/** Producer side of the inbound partition queues (used by the gateway and the sweeper). */
+/**
+ * Producer side of the inbound partition queues (used by the gateway and the sweeper).
+ *
+ * All partition queues share one Redis connection, and an enqueue that touches several
+ * partitions is sent as one pipeline: on loopback every socket write is a syscall that also
+ * runs the receiver's TCP processing, and each BullMQ addBulk builds a pipeline of its own
+ * (measured in docs/benchmarks.md).
+ */
 @Injectable()
 export class InboundQueues implements OnApplicationShutdown {
   private readonly logger = new Logger(InboundQueues.name);
   private readonly queues: Queue<InboundJobData>[] = [];
-  /** Plain client for existence checks and pings (BullMQ's own clients are typed abstractly). */
   private readonly redis: Redis;
   readonly prefix: string;
+  /** Coalescing of enqueueSoon(): items waiting for the flush after the one in flight. */
+  private pending: InboundJobData[] = [];
+  private flushing = false;
+  private readonly flushTimeoutMs = 10_000;
 
   constructor(@Inject(SETTINGS) settings: Settings, @Inject(ENGINE_CONFIG) config: EngineConfig) {
     this.prefix = settings.QUEUE_PREFIX;
     const connection = redisConnection(settings.REDIS_URL, 'producer');
-    this.redis = new Redis(settings.REDIS_URL, {
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-      lazyConnect: false,
-    });
+    this.redis = new Redis({ ...connection, enableOfflineQueue: true } as RedisOptions);
     this.redis.on('error', (err: Error) => this.logger.warn(`redis: ${err.message}`));
     for (let p = 0; p < config.engine.partitions; p++) {
-      const q = new Queue<InboundJobData>(inboundQueueName(p), { connection, prefix: this.prefix });
+      const q = new Queue<InboundJobData>(inboundQueueName(p), {
+        connection: this.redis,
+        prefix: this.prefix,
+      });
       q.on('error', (err) => this.logger.warn(`queue ${q.name}: ${err.message}`));
       this.queues.push(q);
     }
@@ -51,30 +63,78 @@ export class InboundQueues implements OnApplicationShutdown {
   }
 
   /**
-   * Enqueue messages, grouped per partition queue, each group in one pipelined addBulk.
-   * Order within a partition follows the order of `items`.
+   * Enqueue messages on their partition queues, all in ONE Redis pipeline (one socket write),
+   * as BullMQ's own addBulk does for one queue. Order within a partition follows `items`.
+   * Adding a job whose id already exists is a no-op (BullMQ dedupes custom job ids).
    */
   async enqueue(items: readonly InboundJobData[]): Promise<void> {
-    const groups = new Map<number, InboundJobData[]>();
-    for (const it of items) {
-      const g = groups.get(it.partition);
-      if (g) {
-        g.push(it);
-      } else {
-        groups.set(it.partition, [it]);
+    if (items.length === 0) {
+      return;
+    }
+    // BullMQ's client wrapper (scripts loaded) of the connection every partition queue shares.
+    const client = await this.queues[0].client;
+    const pipeline = client.pipeline();
+    for (const data of items) {
+      const jobId = inboundJobId(data.feed, data.messageId);
+      const job = new Job<InboundJobData>(
+        this.queue(data.partition),
+        JOB.inboundMessage,
+        data,
+        { ...INBOUND_JOB_OPTIONS, jobId },
+        jobId,
+      );
+      void job.addJob(pipeline, { parentDependenciesKey: '' });
+    }
+    const results = await pipeline.exec();
+    for (const [err] of results ?? []) {
+      if (err) {
+        throw err;
       }
     }
-    await Promise.all(
-      [...groups].map(([p, list]) =>
-        this.queue(p).addBulk(
-          list.map((data) => ({
-            name: JOB.inboundMessage,
-            data,
-            opts: { ...INBOUND_JOB_OPTIONS, jobId: inboundJobId(data.feed, data.messageId) },
-          })),
-        ),
-      ),
-    );
+  }
+
+  /**
+   * Enqueue in the background, coalescing: while one enqueue is in flight, later items wait and
+   * go together in the next. Failures are reported to `onError` (the sweeper re-enqueues
+   * committed messages whose job is missing, so nothing is lost).
+   */
+  enqueueSoon(
+    items: readonly InboundJobData[],
+    onError: (err: Error, count: number) => void,
+  ): void {
+    for (const it of items) {
+      this.pending.push(it);
+    }
+    if (!this.flushing) {
+      this.flushing = true;
+      // A short delay lets the commits of the next few milliseconds share the pipeline (one
+      // socket write instead of one per commit); it adds nothing to the ACK path.
+      setTimeout(() => void this.flush(onError), ENQUEUE_COALESCE_MS);
+    }
+  }
+
+  private async flush(onError: (err: Error, count: number) => void): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          this.enqueue(batch),
+          new Promise((_, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`no answer from Redis within ${this.flushTimeoutMs} ms`)),
+              this.flushTimeoutMs,
+            );
+          }),
+        ]);
+      } catch (err) {
+        onError(err as Error, batch.length);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    this.flushing = false;
   }
 
   /** For each item, whether a job with its id exists in Redis (any state). One round trip. */
@@ -106,6 +166,6 @@ export class InboundQueues implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await Promise.all(this.queues.map((q) => q.close()));
-    this.redis.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }

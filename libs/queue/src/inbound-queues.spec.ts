@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { loadSettings, validateEngineConfig } from '@engine/config';
+import { InboundQueues } from './inbound-queues';
+import { inboundJobId, inboundQueueName } from './names';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('InboundQueues (real Redis)', () => {
+  const prefix = `tq${randomBytes(4).toString('hex')}`;
+  let queues: InboundQueues;
+
+  beforeAll(() => {
+    queues = new InboundQueues(
+      loadSettings({ REDIS_URL, QUEUE_PREFIX: prefix }),
+      validateEngineConfig({ engine: { partitions: 4 } }),
+    );
+  });
+
+  afterAll(async () => {
+    await queues.onApplicationShutdown();
+    const r = new Redis(REDIS_URL);
+    const keys = await r.keys(`${prefix}:*`);
+    if (keys.length > 0) {
+      await r.del(...keys);
+    }
+    r.disconnect();
+  });
+
+  async function waiting(partition: number): Promise<string[]> {
+    const q = new Queue(inboundQueueName(partition), { connection: { url: REDIS_URL }, prefix });
+    try {
+      return (await q.getWaiting()).map((j) => j.id!);
+    } finally {
+      await q.close();
+    }
+  }
+
+  it('puts each job on its partition queue, in order, with the message id as job id', async () => {
+    const items = [
+      { messageId: 'a1', feed: 'f', partition: 1 },
+      { messageId: 'b1', feed: 'f', partition: 3 },
+      { messageId: 'a2', feed: 'f', partition: 1 },
+      { messageId: 'a3', feed: 'g', partition: 1 },
+    ];
+    await queues.enqueue(items);
+    expect(await waiting(1)).toEqual([
+      inboundJobId('f', 'a1'),
+      inboundJobId('f', 'a2'),
+      inboundJobId('g', 'a3'),
+    ]);
+    expect(await waiting(3)).toEqual([inboundJobId('f', 'b1')]);
+    expect(await queues.jobsExist(items)).toEqual([true, true, true, true]);
+    expect(await queues.jobsExist([{ messageId: 'zz', feed: 'f', partition: 1 }])).toEqual([false]);
+  });
+
+  it('re-enqueueing an existing job is a no-op', async () => {
+    await queues.enqueue([{ messageId: 'a1', feed: 'f', partition: 1 }]);
+    expect((await waiting(1)).filter((id) => id === inboundJobId('f', 'a1'))).toHaveLength(1);
+  });
+
+  it('enqueueSoon coalesces and delivers everything', async () => {
+    const errors: Error[] = [];
+    for (let i = 0; i < 50; i++) {
+      queues.enqueueSoon([{ messageId: `s${i}`, feed: 'f', partition: 2 }], (e) => errors.push(e));
+    }
+    const end = Date.now() + 5000;
+    while ((await waiting(2)).length < 50 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await waiting(2)).toEqual(
+      Array.from({ length: 50 }, (_, i) => inboundJobId('f', `s${i}`)),
+    );
+    expect(errors).toEqual([]);
+  });
+});
