@@ -56,7 +56,7 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
       config: {
         feeds: [
           defaultFeed({ maxMessageBytes: 4096, maxNoiseBytes: 1024 }),
-          defaultFeed({ id: 'enhanced', ackMode: 'enhanced' }),
+          defaultFeed({ id: 'enhanced', ackMode: 'enhanced', honorAcceptAckType: true }),
           defaultFeed({ id: 'nodup', duplicates: { policy: 'process' } }),
         ],
       },
@@ -249,6 +249,13 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
       const next = (await c.nextAck()).toString('latin1');
       expect(ackField(next, 'MSA', 2)).toBe('ENH-2');
       expect(await rowsByControlId('ENH-NE')).toHaveLength(1);
+    });
+
+    it('by default answers every message, even one whose MSH-15 says NE', async () => {
+      const c = await client();
+      const ack = await c.send(adt({ controlId: 'ENH-NE-DEFAULT', ackTypes: ['NE', 'NE'] }));
+      expect(ackField(ack, 'MSA', 1)).toBe('CA');
+      expect(ackField(ack, 'MSA', 2)).toBe('ENH-NE-DEFAULT');
     });
 
     it('auto mode answers CR for a rejected message that asked for enhanced mode', async () => {

@@ -150,7 +150,9 @@ export function ackFor(
   feed: FeedConfig,
   error?: AckError,
 ): Ack | null {
-  const code: AckCode | null = chooseAckCode(message, outcome, feed.ackMode);
+  const code: AckCode | null = chooseAckCode(message, outcome, feed.ackMode, {
+    honorAcceptAckType: feed.honorAcceptAckType,
+  });
   if (code === null) {
     return null;
   }

@@ -54,6 +54,12 @@ const feedSchema = z
       .default([...SUPPORTED_VERSIONS]),
     /** auto: enhanced mode (CA/CE/CR) when MSH-15/16 are valued, else original mode (AA/AE/AR). */
     ackMode: z.enum(['auto', 'original', 'enhanced']).default('auto'),
+    /**
+     * Honour MSH-15 (accept acknowledgment type) in enhanced mode: NE never answered, ER only on
+     * errors, SU only on success. Off by default: many MLLP senders wait for an ACK whatever
+     * MSH-15 says (a sender marking NE/NE would otherwise hang).
+     */
+    honorAcceptAckType: z.boolean().default(false),
     /** Largest framed message accepted; larger frames get AR and are discarded. */
     maxMessageBytes: z
       .number()

@@ -154,4 +154,11 @@ describe('chooseAckCode', () => {
     expect(chooseAckCode(undefined, 'reject', 'auto')).toBe('AR');
     expect(chooseAckCode(undefined, 'reject', 'enhanced')).toBe('CR');
   });
+
+  it('answers regardless of MSH-15 when honorAcceptAckType is false', () => {
+    const ne = parseMessage('MSH|^~\\&|A|B|C|D|20240101||ADT^A01|X1|P|2.5|||NE|NE\rPID|1\r');
+    expect(chooseAckCode(ne, 'accept', 'auto')).toBeNull();
+    expect(chooseAckCode(ne, 'accept', 'auto', { honorAcceptAckType: false })).toBe('CA');
+    expect(chooseAckCode(ne, 'reject', 'auto', { honorAcceptAckType: false })).toBe('CR');
+  });
 });

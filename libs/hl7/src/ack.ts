@@ -195,12 +195,14 @@ export function buildAck(original: Hl7Message | undefined, options: AckOptions):
  * Which ACK code to send. Mode 'original' → AA/AE/AR; 'enhanced' → CA/CE/CR; 'auto' →
  * enhanced when MSH-15 or MSH-16 is valued, else original. In enhanced mode MSH-15 decides
  * whether to answer at all: AL (or empty) always, NE never, ER only on error/reject, SU only
- * on accept; null means no ACK is to be sent.
+ * on accept; null means no ACK is to be sent. With `honorAcceptAckType: false` an accept
+ * ACK is always sent (many MLLP senders block until they get one, whatever MSH-15 says).
  */
 export function chooseAckCode(
   original: Hl7Message | undefined,
   outcome: 'accept' | 'error' | 'reject',
   mode: 'auto' | 'original' | 'enhanced',
+  options: { honorAcceptAckType?: boolean } = {},
 ): AckCode | null {
   const accept = original?.acceptAckType.trim().toUpperCase() ?? '';
   const app = original?.applicationAckType.trim() ?? '';
@@ -215,7 +217,7 @@ export function chooseAckCode(
         return 'AR';
     }
   }
-  switch (accept) {
+  switch (options.honorAcceptAckType === false ? '' : accept) {
     case 'NE':
       return null;
     case 'ER':

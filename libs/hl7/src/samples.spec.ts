@@ -27,7 +27,7 @@ const read = (file: string): Buffer => fs.readFileSync(path.join(SAMPLES, file))
 
 describe('sample corpus (shared/samples/hl7)', () => {
   it('resolves the samples folder and lists every .hl7 file in the manifest', () => {
-    expect(path.resolve(SAMPLES)).toBe('/work/shared/samples/hl7');
+    expect(fs.statSync(SAMPLES).isDirectory()).toBe(true); // ../shared beside the project root
     const files = fs.readdirSync(SAMPLES).filter((f) => f.endsWith('.hl7'));
     expect(files.length).toBeGreaterThanOrEqual(50);
     expect(manifest.map((r) => r.file).sort()).toEqual(files.sort());
