@@ -6,7 +6,7 @@ import { type InboundJobData, JOB, inboundJobId, inboundQueueName } from './name
 import { redisConnection } from './redis';
 
 /** How long enqueueSoon() gathers items before writing them to Redis. */
-export const ENQUEUE_COALESCE_MS = 2;
+export const ENQUEUE_COALESCE_MS = 5;
 
 /** Default options of inbound jobs: the id dedupes (a re-enqueue of a queued message is a no-op). */
 export const INBOUND_JOB_OPTIONS: JobsOptions = {

@@ -48,7 +48,6 @@ export function createDataSourceOptions(options: StoreOptions = {}): DataSourceO
       url: options.databaseUrl,
       poolSize: options.poolSize ?? DEFAULT_POOL_SIZE,
       extra: {
-        options: '-c plan_cache_mode=force_custom_plan',
         // Fail fast when the server is unreachable: the gateway answers AR 207, never hangs.
         connectionTimeoutMillis: 5000,
         keepAlive: true,

@@ -238,6 +238,91 @@ describe('MessageRepository', () => {
         );
       });
 
+      /** id → resend_generation of every stored row. */
+      async function generations(): Promise<Record<string, number>> {
+        const found = await ds.query<Array<{ id: string; g: number }>>(
+          'SELECT "id", "resend_generation" AS g FROM "message"',
+        );
+        return Object.fromEntries(found.map((r) => [r.id, Number(r.g)]));
+      }
+
+      it('stores identical rejected payloads with increasing resend generations', async () => {
+        const rejected = {
+          status: 'rejected',
+          errorCode: 'UNSUPPORTED_TYPE',
+          ackCode: 'AR',
+        } as const;
+        const r1 = msg(rejected);
+        const r2 = msg({ ...rejected, receivedAt: new Date(T0 + 1) });
+        await repo.insertBatch([r1], { dedupWindowMs: MINUTE });
+        expect(await repo.insertBatch([r2], { dedupWindowMs: MINUTE })).toEqual([
+          { id: r2.id, duplicate: false },
+        ]);
+        const r3 = msg({ ...rejected, receivedAt: new Date(T0 + 2) });
+        const r4 = msg({ ...rejected, receivedAt: new Date(T0 + 3) });
+        expect(await repo.insertBatch([r3, r4], { dedupWindowMs: MINUTE })).toEqual([
+          { id: r3.id, duplicate: false },
+          { id: r4.id, duplicate: false },
+        ]);
+        expect(await generations()).toEqual({ [r1.id]: 0, [r2.id]: 1, [r3.id]: 2, [r4.id]: 3 });
+      });
+
+      it('stores every identical arrival with the window 0 (policy process)', async () => {
+        const a = msg();
+        const b = msg({ receivedAt: new Date(T0 + 1) });
+        const c = msg({ receivedAt: new Date(T0 + 2) });
+        const d = msg({ receivedAt: new Date(T0 + 3) });
+        expect(await repo.insertBatch([a], { dedupWindowMs: 0 })).toEqual([
+          { id: a.id, duplicate: false },
+        ]);
+        expect(await repo.insertBatch([b, c, d], { dedupWindowMs: 0 })).toEqual(
+          [b, c, d].map((r) => ({ id: r.id, duplicate: false })),
+        );
+        expect(await generations()).toEqual({ [a.id]: 0, [b.id]: 1, [c.id]: 2, [d.id]: 3 });
+        // Back to a window: a resend matches the earliest received identical row.
+        const resend = msg({ receivedAt: new Date(T0 + 10) });
+        expect(await repo.insertBatch([resend], { dedupWindowMs: MINUTE })).toEqual([
+          { id: a.id, duplicate: true },
+        ]);
+      });
+
+      it('stores a resend after the window as a new generation, and dedups against it', async () => {
+        const first = msg();
+        await repo.insertBatch([first], { dedupWindowMs: MINUTE });
+        const late = msg({ receivedAt: new Date(T0 + 5 * MINUTE) });
+        expect(await repo.insertBatch([late], { dedupWindowMs: MINUTE })).toEqual([
+          { id: late.id, duplicate: false },
+        ]);
+        const again = msg({ receivedAt: new Date(T0 + 5 * MINUTE + 30_000) });
+        const other = msg({ controlId: 'OTHER' });
+        expect(await repo.insertBatch([other, again], { dedupWindowMs: MINUTE })).toEqual([
+          { id: other.id, duplicate: false },
+          { id: late.id, duplicate: true },
+        ]);
+        expect(await generations()).toEqual({ [first.id]: 0, [late.id]: 1, [other.id]: 0 });
+      });
+
+      it('stores nothing twice when the same rows are retried (same ids)', async () => {
+        await repo.insertBatch([msg({ controlId: 'OLD' })], { dedupWindowMs: MINUTE });
+        const rejected = msg({ controlId: 'OLD', status: 'rejected', errorCode: 'X' });
+        const fresh = msg({ controlId: 'NEW' });
+        const late = msg({ controlId: 'OLD', receivedAt: new Date(T0 + 9 * MINUTE) });
+        const rows = [fresh, rejected, late];
+        const expected = rows.map((r) => ({ id: r.id, duplicate: false }));
+        expect(await repo.insertBatch(rows, { dedupWindowMs: MINUTE })).toEqual(expected);
+        const before = await generations();
+        expect(Object.keys(before)).toHaveLength(4);
+        expect([before[rejected.id], before[late.id]]).toEqual([1, 2]);
+        for (const window of [MINUTE, 0]) {
+          expect(await repo.insertBatch(rows, { dedupWindowMs: window })).toEqual(expected);
+          expect(await repo.insertBatch([late, fresh], { dedupWindowMs: window })).toEqual([
+            expected[2],
+            expected[0],
+          ]);
+        }
+        expect(await generations()).toEqual(before);
+      });
+
       it('stores a batch larger than one statement in one call', async () => {
         const rows = Array.from({ length: 2500 }, (_, i) =>
           msg({ controlId: `BIG${i}`, receivedAt: new Date(T0 + i) }),
@@ -397,6 +482,61 @@ describe('MessageRepository', () => {
 
     it('ping succeeds', async () => {
       await expect(repo.ping()).resolves.toBeUndefined();
+    });
+  });
+
+  describe('postgres, two gateways', () => {
+    let a: DataSource;
+    let b: DataSource;
+
+    beforeEach(async () => {
+      a = createDataSource({ databaseUrl: pgDb.url, poolSize: 2 });
+      b = createDataSource({ databaseUrl: pgDb.url, poolSize: 2 });
+      await a.initialize();
+      await b.initialize();
+      await a.query('DELETE FROM "message"');
+    });
+
+    afterEach(async () => {
+      await a.destroy();
+      await b.destroy();
+    });
+
+    it('store exactly one row when both commit the same resend at once', async () => {
+      const repoA = new MessageRepository(a);
+      const repoB = new MessageRepository(b);
+      for (let round = 0; round < 20; round++) {
+        const controlId = `RACE${round}`;
+        const raw = hl7(controlId);
+        // Odd rounds: an earlier copy outside the window, so both race for generation 1.
+        if (round % 2 === 1) {
+          await repoA.insertBatch(
+            [msg({ controlId, raw, receivedAt: new Date(T0 - 10 * MINUTE) })],
+            {
+              dedupWindowMs: MINUTE,
+            },
+          );
+        }
+        const fromA = msg({ controlId, raw });
+        const fromB = msg({ controlId, raw, receivedAt: new Date(T0 + 1) });
+        const [[ra], [rb]] = await Promise.all([
+          repoA.insertBatch([fromA, msg({ controlId: `${controlId}-a` })], {
+            dedupWindowMs: MINUTE,
+          }),
+          repoB.insertBatch([fromB], { dedupWindowMs: MINUTE }),
+        ]);
+        const winner = ra.duplicate ? rb : ra;
+        const loser = ra.duplicate ? ra : rb;
+        expect(winner).toEqual({ id: winner.id, duplicate: false });
+        expect(loser).toEqual({ id: winner.id, duplicate: true });
+        expect([fromA.id, fromB.id]).toContain(winner.id);
+        const stored = await a.query<Array<{ id: string; g: number }>>(
+          'SELECT "id", "resend_generation" AS g FROM "message" WHERE "control_id" = $1 ' +
+            'AND "received_at" >= $2',
+          [controlId, new Date(T0)],
+        );
+        expect(stored).toEqual([{ id: winner.id, g: round % 2 }]);
+      }
     });
   });
 });

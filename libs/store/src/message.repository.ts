@@ -24,6 +24,9 @@ const PG_ROWS_PER_STATEMENT = 1000;
 /** Batches up to this size use named (server-side prepared) statements, one per size. */
 const PG_PREPARED_MAX_ROWS = 64;
 
+/** How often a conflicting row is retried when concurrent writers take its next generation. */
+const GENERATION_ATTEMPTS = 5;
+
 /** The slice of pg's Pool the hot path uses (pg ships no types in this project). */
 interface PgPool {
   query<R>(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
@@ -58,7 +61,28 @@ const INSERT_COLUMNS = [
   ['ack_code', 'text'],
 ] as const;
 const COLUMN_LIST = INSERT_COLUMNS.map(([name]) => `"${name}"`).join(', ');
-const INPUT_COLUMN_LIST = INSERT_COLUMNS.map(([name]) => `i."${name}"`).join(', ');
+
+/** The resend key (the unique index `message_resend_key` without resend_generation). */
+const PG_SAME_KEY = `"control_id" = $2::text AND "feed" = $3::text
+    AND "sending_facility" = $4::text AND "content_hash" = $5::text`;
+
+/**
+ * For a row the hot-path insert did not store: is its id stored (an earlier attempt), which
+ * earlier identical row it resends (when $6), and the key's highest generation.
+ */
+const PG_PROBE_SQL = `SELECT
+  EXISTS (SELECT 1 FROM "message" WHERE "id" = $1::uuid) AS stored,
+  (SELECT "id" FROM "message"
+   WHERE ${PG_SAME_KEY} AND $6::boolean AND "status" <> 'rejected'
+     AND "received_at" BETWEEN $7::timestamptz AND $8::timestamptz
+   ORDER BY "received_at" LIMIT 1) AS dup_id,
+  (SELECT max("resend_generation") FROM "message" WHERE ${PG_SAME_KEY}) AS max_gen`;
+
+/** One row with an explicit generation (the rare path). */
+const PG_INSERT_GENERATION_SQL =
+  `INSERT INTO "message" (${COLUMN_LIST}, "resend_generation") ` +
+  `VALUES (${INSERT_COLUMNS.map(([, type], c) => `$${c + 1}::${type}`).join(', ')}, ` +
+  `$${INSERT_COLUMNS.length + 1}::int4) ON CONFLICT DO NOTHING RETURNING "id"`;
 
 const SUMMARY_COLUMNS: Array<keyof MessageSummary> = [
   'id',
@@ -85,8 +109,6 @@ const SUMMARY_COLUMNS: Array<keyof MessageSummary> = [
 ];
 
 interface SqliteStatements {
-  findDuplicate: BetterSqlite3.Statement<unknown[], string>;
-  insert: BetterSqlite3.Statement<unknown[]>;
   insertAll: BetterSqlite3.Transaction<(rows: NewMessage[], window: number) => Map<number, string>>;
 }
 
@@ -109,13 +131,20 @@ export class MessageRepository {
   }
 
   /**
-   * Stores a group-committed batch in one transaction and returns one result per row, in input
-   * order. A row with status 'received' that repeats an identical message (same feed, sending
-   * facility, control id and content hash, status <> 'rejected') received within
-   * `dedupWindowMs` (either side of its received_at) is not stored: its result carries the
-   * earlier row's id and `duplicate: true`. The earlier row may be in the database or earlier in
-   * the same batch. Rejected rows are always stored. Rows whose id is already stored (a retried
-   * commit) are left as they are and reported as stored.
+   * Stores a group-committed batch and returns one result per row, in input order. A row with
+   * status 'received' that repeats an identical message (same feed, sending facility, control id
+   * and content hash, status <> 'rejected') received within `dedupWindowMs` (either side of its
+   * received_at) is not stored: its result carries the earlier row's id and `duplicate: true`.
+   * The earlier row may be in the database or earlier in the same batch. Rejected rows are
+   * always stored. Rows whose id is already stored (a retried commit) are left as they are and
+   * reported as stored.
+   *
+   * The hot path does no lookup: identical rows conflict on the unique resend key
+   * (..., resend_generation), so a plain `INSERT ... ON CONFLICT DO NOTHING` stores every new
+   * message, and only the rows it did not store (resends, repeats, retried ids) are looked at,
+   * one by one: a repeat that is not a resend is stored with the key's next generation.
+   * On PostgreSQL a batch whose rows all insert is one statement (atomic); the rare rows are
+   * separate statements (each idempotent by id, so a retry of a failed call is safe).
    */
   async insertBatch(rows: NewMessage[], opts: InsertBatchOptions): Promise<InsertResult[]> {
     if (rows.length === 0) {
@@ -258,10 +287,12 @@ export class MessageRepository {
   // ---- PostgreSQL hot path -------------------------------------------------------------------
 
   /**
-   * One statement, one round trip: the dedup lookup and the multi-row insert (a data-modifying
-   * CTE). Sent straight to the driver's pg pool (no TypeORM query runner, entity or logging
-   * layer). Batches up to PG_PREPARED_MAX_ROWS rows use named prepared statements (one per
-   * size and shape), parsed once per connection.
+   * One plain statement, one round trip: `INSERT ... ON CONFLICT DO NOTHING RETURNING id`,
+   * sent straight to the driver's pg pool (no TypeORM query runner, entity or logging layer).
+   * Batches up to PG_PREPARED_MAX_ROWS rows use named prepared statements (one per size),
+   * parsed once per connection; a generic plan is fine (there is no lookup to plan). The
+   * conflict target is left out, so both the primary key (a retried commit) and the resend key
+   * (an identical message) make a row not come back; those rows are resolved one by one.
    */
   private async insertChunkPg(
     runner: PgRunner | undefined,
@@ -270,33 +301,89 @@ export class MessageRepository {
     window: number,
     existing: Map<number, string>,
   ): Promise<void> {
-    const withDedup = window > 0 && idxs.some((i) => rows[i].status === 'received');
     const values: unknown[] = [];
     for (const i of idxs) {
       pushRowParams(values, rows[i]);
     }
     const n = idxs.length;
     const named = runner === undefined && n <= PG_PREPARED_MAX_ROWS;
-    if (!withDedup) {
-      const text = this.pgInsertSql(n);
-      await this.pgQuery(
-        runner,
-        named ? { name: `engine_store_msg_i${n}`, text, values } : { text, values },
-      );
+    const text = this.pgInsertSql(n);
+    const inserted = await this.pgQuery<{ id: string }>(
+      runner,
+      named ? { name: `engine_store_msg_r${n}`, text, values } : { text, values },
+    );
+    if (inserted.length === n) {
       return;
     }
-    values.push(`${window} milliseconds`);
-    // Named, but planned with the actual values each time: createDataSourceOptions sets
-    // plan_cache_mode = force_custom_plan, because a cached generic plan chosen while the table
-    // was small keeps a sequential scan for the resend lookup as it grows (measured: 13/s).
-    const text = n === 1 ? this.pgDedupInsertOneSql() : this.pgDedupInsertSql(n);
-    const found = await this.pgQuery<{ n: number; existing_id: string }>(
-      runner,
-      named ? { name: `engine_store_msg_d${n}`, text, values } : { text, values },
-    );
-    for (const r of found) {
-      existing.set(idxs[r.n], r.existing_id);
+    const stored = new Set(inserted.map((r) => r.id));
+    for (const i of idxs) {
+      if (!stored.has(rows[i].id)) {
+        const earlier = await this.resolveConflictPg(runner, rows[i], window);
+        if (earlier !== undefined) {
+          existing.set(i, earlier);
+        }
+      }
     }
+  }
+
+  /**
+   * A row the insert did not store: already stored under its id (an earlier attempt) →
+   * undefined; a resend → the earlier row's id; otherwise it is stored with the key's next
+   * generation (→ undefined). A concurrent writer taking that generation makes it try again
+   * (the unique index serializes identical inserts, so the second one sees the first).
+   */
+  private async resolveConflictPg(
+    runner: PgRunner | undefined,
+    r: NewMessage,
+    window: number,
+  ): Promise<string | undefined> {
+    const named = runner === undefined;
+    const checkDup = window > 0 && r.status === 'received';
+    const t = r.receivedAt.getTime();
+    for (let attempt = 0; attempt < GENERATION_ATTEMPTS; attempt++) {
+      const probeValues = [
+        r.id,
+        r.controlId,
+        r.feed,
+        r.sendingFacility,
+        r.contentHash,
+        checkDup,
+        new Date(t - window),
+        new Date(t + window),
+      ];
+      const [probe] = await this.pgQuery<{
+        stored: boolean;
+        dup_id: string | null;
+        max_gen: number | null;
+      }>(
+        runner,
+        named
+          ? { name: 'engine_store_msg_probe', text: PG_PROBE_SQL, values: probeValues }
+          : { text: PG_PROBE_SQL, values: probeValues },
+      );
+      if (probe.stored) {
+        return undefined;
+      }
+      if (probe.dup_id !== null) {
+        return probe.dup_id;
+      }
+      const values: unknown[] = [];
+      pushRowParams(values, r);
+      values.push((probe.max_gen ?? -1) + 1);
+      const inserted = await this.pgQuery<{ id: string }>(
+        runner,
+        named
+          ? { name: 'engine_store_msg_gen', text: PG_INSERT_GENERATION_SQL, values }
+          : { text: PG_INSERT_GENERATION_SQL, values },
+      );
+      if (inserted.length > 0) {
+        return undefined;
+      }
+    }
+    throw new StoreError(
+      'RESEND_GENERATION_CONFLICT',
+      `message ${r.id}: the resend key stayed contended for ${GENERATION_ATTEMPTS} attempts`,
+    );
   }
 
   private async pgQuery<R>(
@@ -315,73 +402,12 @@ export class MessageRepository {
   }
 
   private pgInsertSql(n: number): string {
-    const key = `i${n}`;
+    const key = `r${n}`;
     let sql = this.pgSql.get(key);
     if (!sql) {
       sql =
-        `INSERT INTO "message" (${COLUMN_LIST}) VALUES ${pgValues(n, false)} ` +
-        `ON CONFLICT ("id") DO NOTHING`;
-      this.pgSql.set(key, sql);
-    }
-    return sql;
-  }
-
-  /** The same statement for one row, without the VALUES list: cheaper to plan. */
-  private pgDedupInsertOneSql(): string {
-    const key = 'one';
-    let sql = this.pgSql.get(key);
-    if (!sql) {
-      const p = (column: (typeof INSERT_COLUMNS)[number][0]) => {
-        const c = INSERT_COLUMNS.findIndex(([name]) => name === column);
-        return `$${c + 1}::${INSERT_COLUMNS[c][1]}`;
-      };
-      const w = `$${INSERT_COLUMNS.length + 1}::interval`;
-      const at = p('received_at');
-      sql = `WITH dup AS (
-  SELECT m."id" FROM "message" m
-  WHERE ${p('status')} = 'received'
-    AND m."control_id" = ${p('control_id')} AND m."feed" = ${p('feed')}
-    AND m."sending_facility" = ${p('sending_facility')} AND m."content_hash" = ${p('content_hash')}
-    AND m."status" <> 'rejected' AND m."id" <> ${p('id')}
-    AND m."received_at" BETWEEN ${at} - ${w} AND ${at} + ${w}
-  ORDER BY m."received_at" LIMIT 1
-),
-ins AS (
-  INSERT INTO "message" (${COLUMN_LIST})
-  SELECT ${INSERT_COLUMNS.map((_, c) => `$${c + 1}::${INSERT_COLUMNS[c][1]}`).join(', ')}
-  WHERE NOT EXISTS (SELECT 1 FROM dup)
-  ON CONFLICT ("id") DO NOTHING
-)
-SELECT 0 AS n, "id" AS existing_id FROM dup`;
-      this.pgSql.set(key, sql);
-    }
-    return sql;
-  }
-
-  private pgDedupInsertSql(n: number): string {
-    const key = `d${n}`;
-    let sql = this.pgSql.get(key);
-    if (!sql) {
-      const w = `$${n * INSERT_COLUMNS.length + 1}::interval`;
-      sql = `WITH input (n, ${COLUMN_LIST}) AS (VALUES ${pgValues(n, true)}),
-dup AS (
-  SELECT i.n, (
-    SELECT m."id" FROM "message" m
-    WHERE m."control_id" = i."control_id" AND m."feed" = i."feed"
-      AND m."sending_facility" = i."sending_facility" AND m."content_hash" = i."content_hash"
-      AND m."status" <> 'rejected' AND m."id" <> i."id"
-      AND m."received_at" BETWEEN i."received_at" - ${w} AND i."received_at" + ${w}
-    ORDER BY m."received_at" LIMIT 1
-  ) AS existing_id
-  FROM input i WHERE i."status" = 'received'
-),
-ins AS (
-  INSERT INTO "message" (${COLUMN_LIST})
-  SELECT ${INPUT_COLUMN_LIST} FROM input i
-  WHERE NOT EXISTS (SELECT 1 FROM dup d WHERE d.n = i.n AND d.existing_id IS NOT NULL)
-  ON CONFLICT ("id") DO NOTHING
-)
-SELECT n, existing_id FROM dup WHERE existing_id IS NOT NULL`;
+        `INSERT INTO "message" (${COLUMN_LIST}) VALUES ${pgValues(n)} ` +
+        `ON CONFLICT DO NOTHING RETURNING "id"`;
       this.pgSql.set(key, sql);
     }
     return sql;
@@ -415,30 +441,45 @@ SELECT n, existing_id FROM dup WHERE existing_id IS NOT NULL`;
     if (this.sqlite?.db === db) {
       return this.sqlite;
     }
+    const sameKey = `"control_id" = ? AND "feed" = ? AND "sending_facility" = ? AND "content_hash" = ?`;
+    const isStored = db
+      .prepare<unknown[], number>(`SELECT 1 FROM "message" WHERE "id" = ?`)
+      .pluck();
     const findDuplicate = db
       .prepare<unknown[], string>(
         `SELECT "id" FROM "message"
-         WHERE "control_id" = ? AND "feed" = ? AND "sending_facility" = ? AND "content_hash" = ?
-           AND "status" <> 'rejected' AND "id" <> ? AND "received_at" BETWEEN ? AND ?
+         WHERE ${sameKey} AND "status" <> 'rejected' AND "received_at" BETWEEN ? AND ?
          ORDER BY "received_at" LIMIT 1`,
       )
       .pluck();
+    const maxGeneration = db
+      .prepare<unknown[], number | null>(
+        `SELECT max("resend_generation") FROM "message" WHERE ${sameKey}`,
+      )
+      .pluck();
+    const placeholders = INSERT_COLUMNS.map(() => '?').join(', ');
     const insert = db.prepare<unknown[]>(
-      `INSERT INTO "message" (${COLUMN_LIST}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})
-       ON CONFLICT ("id") DO NOTHING`,
+      `INSERT INTO "message" (${COLUMN_LIST}) VALUES (${placeholders}) ON CONFLICT DO NOTHING`,
     );
+    const insertGeneration = db.prepare<unknown[]>(
+      `INSERT INTO "message" (${COLUMN_LIST}, "resend_generation") VALUES (${placeholders}, ?)`,
+    );
+    // Same rules as PostgreSQL: a plain insert (generation 0) stores every new message; a row
+    // it does not store is a retried id, a resend, or a repeat stored with the next generation.
+    // The write lock (BEGIN IMMEDIATE) keeps the lookup and the insert together.
     const insertAll = db.transaction((batch: NewMessage[], window: number) => {
       const dups = new Map<number, string>();
       for (let k = 0; k < batch.length; k++) {
         const r = batch[k];
+        const params = sqliteRowParams(r);
+        if (insert.run(...params).changes > 0 || isStored.get(r.id) !== undefined) {
+          continue;
+        }
+        const key = [r.controlId, r.feed, r.sendingFacility, r.contentHash];
         if (window > 0 && r.status === 'received') {
           const t = r.receivedAt.getTime();
           const id = findDuplicate.get(
-            r.controlId,
-            r.feed,
-            r.sendingFacility,
-            r.contentHash,
-            r.id,
+            ...key,
             toSqliteTimestamp(new Date(t - window)),
             toSqliteTimestamp(new Date(t + window)),
           );
@@ -447,11 +488,11 @@ SELECT n, existing_id FROM dup WHERE existing_id IS NOT NULL`;
             continue;
           }
         }
-        insert.run(...sqliteRowParams(r));
+        insertGeneration.run(...params, (maxGeneration.get(...key) ?? -1) + 1);
       }
       return dups;
     });
-    this.sqlite = { db, statements: { findDuplicate, insert, insertAll } };
+    this.sqlite = { db, statements: { insertAll } };
     return this.sqlite;
   }
 }
@@ -507,12 +548,12 @@ function resolveResults(
   });
 }
 
-function pgValues(n: number, withIndex: boolean): string {
+function pgValues(n: number): string {
   const width = INSERT_COLUMNS.length;
   const tuples: string[] = [];
   for (let row = 0; row < n; row++) {
     const cells = INSERT_COLUMNS.map(([, type], c) => `$${row * width + c + 1}::${type}`);
-    tuples.push(`(${withIndex ? `${row}, ` : ''}${cells.join(', ')})`);
+    tuples.push(`(${cells.join(', ')})`);
   }
   return tuples.join(', ');
 }

@@ -1,7 +1,7 @@
 /** Error with a machine-readable code (the API maps INVALID_CURSOR to 400). */
 export class StoreError extends Error {
   constructor(
-    readonly code: 'INVALID_CURSOR' | 'SQLITE_BUSY_TRANSACTION',
+    readonly code: 'INVALID_CURSOR' | 'SQLITE_BUSY_TRANSACTION' | 'RESEND_GENERATION_CONFLICT',
     message: string,
   ) {
     super(message);

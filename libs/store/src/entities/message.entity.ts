@@ -30,14 +30,24 @@ export class MessageEntity implements StoredMessage {
   ackCode!: string | null;
   processedAt!: Date | null;
   updatedAt!: Date;
+  /**
+   * 0 for the first row of a (control id, feed, sending facility, content hash) key; each later
+   * stored row with the same key (a rejected repeat, a resend outside the window, or any repeat
+   * with the dedup off) takes the next number. Not selected by default (internal to the store).
+   */
+  resendGeneration?: number;
 }
 
 export const MESSAGE_TABLE = 'message';
 
 /** Index names, shared by the migration and the mapping. */
 export const MESSAGE_INDEXES = {
-  /** Control-id search, and the resend lookup (control id + feed, received_at range). */
-  controlId: 'message_control_id_idx',
+  /**
+   * UNIQUE (control_id, feed, sending_facility, content_hash, resend_generation): the resend
+   * key. Identical inserts conflict on it, which is how the insert finds resends without a
+   * lookup; it also serves control-id search (leading column).
+   */
+  resendKey: 'message_resend_key',
   statusReceivedAt: 'message_status_received_at_idx',
   receivedAt: 'message_received_at_idx',
 } as const;
@@ -78,9 +88,19 @@ export function messageEntitySchema(dialect: StoreDialect): EntitySchema<Message
         type: t.timestamp,
         default: () => (dialect === 'postgres' ? 'now()' : SQLITE_NOW),
       },
+      resendGeneration: {
+        name: 'resend_generation',
+        type: t.integer,
+        default: 0,
+        select: false,
+      },
     },
     indices: [
-      { name: MESSAGE_INDEXES.controlId, columns: ['controlId', 'feed', 'receivedAt'] },
+      {
+        name: MESSAGE_INDEXES.resendKey,
+        columns: ['controlId', 'feed', 'sendingFacility', 'contentHash', 'resendGeneration'],
+        unique: true,
+      },
       { name: MESSAGE_INDEXES.statusReceivedAt, columns: ['status', 'receivedAt', 'id'] },
       { name: MESSAGE_INDEXES.receivedAt, columns: ['receivedAt', 'id'] },
     ],

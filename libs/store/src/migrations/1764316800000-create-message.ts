@@ -2,7 +2,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { dialectOf } from '../dialect';
 
 /**
- * Creates the `message` table (one row per framed payload) and its indexes.
+ * Creates the `message` table (one row per framed payload) and its indexes. The unique index
+ * `message_resend_key` makes an identical insert conflict (see MessageRepository.insertBatch).
  * PostgreSQL: uuid / timestamptz / bytea. SQLite: text / datetime (UTC text
  * 'YYYY-MM-DD HH:MM:SS.SSS', ordered as text) / blob, written in the form TypeORM itself
  * generates, so that the entity mapping and the schema compare equal.
@@ -41,12 +42,14 @@ export class CreateMessage1764316800000 implements MigrationInterface {
       "error_reason" text,
       "ack_code" text,
       "processed_at" ${ts},
-      "updated_at" ${ts} NOT NULL ${dflt(now)}` +
+      "updated_at" ${ts} NOT NULL ${dflt(now)},
+      "resend_generation" integer NOT NULL ${dflt('0')}` +
         (pg ? `,\n      CONSTRAINT "message_pkey" PRIMARY KEY ("id")` : '') +
         `\n    )`,
     );
     await queryRunner.query(
-      `CREATE INDEX "message_control_id_idx" ON "message" ("control_id", "feed", "received_at")`,
+      `CREATE UNIQUE INDEX "message_resend_key" ON "message" ` +
+        `("control_id", "feed", "sending_facility", "content_hash", "resend_generation")`,
     );
     await queryRunner.query(
       `CREATE INDEX "message_status_received_at_idx" ON "message" ("status", "received_at", "id")`,
@@ -59,7 +62,7 @@ export class CreateMessage1764316800000 implements MigrationInterface {
   async down(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`DROP INDEX "message_received_at_idx"`);
     await queryRunner.query(`DROP INDEX "message_status_received_at_idx"`);
-    await queryRunner.query(`DROP INDEX "message_control_id_idx"`);
+    await queryRunner.query(`DROP INDEX "message_resend_key"`);
     await queryRunner.query(`DROP TABLE "message"`);
   }
 }
