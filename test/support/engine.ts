@@ -58,6 +58,18 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     feeds: [defaultFeed()],
     ...opts.config,
   });
+  /** Delete every key of this engine's queue prefix. */
+  async function flushQueues(): Promise<void> {
+    const r = new Redis(REDIS_URL);
+    try {
+      const keys = await r.keys(`${queuePrefix}:*`);
+      if (keys.length > 0) {
+        await r.del(...keys);
+      }
+    } finally {
+      r.disconnect();
+    }
+  }
   const started = await startEngine(opts.roles ?? ['gateway', 'api'], {
     settings,
     engineConfig: config,
@@ -70,28 +82,10 @@ export async function startTestEngine(opts: TestEngineOptions = {}): Promise<Tes
     port(feed = 'default') {
       return started.app.get(MllpListenerService).address(feed).port;
     },
-    async flushQueues() {
-      const r = new Redis(REDIS_URL);
-      try {
-        const keys = await r.keys(`${queuePrefix}:*`);
-        if (keys.length > 0) {
-          await r.del(...keys);
-        }
-      } finally {
-        r.disconnect();
-      }
-    },
+    flushQueues,
     async close() {
       await started.app.close();
-      const r = new Redis(REDIS_URL);
-      try {
-        const keys = await r.keys(`${queuePrefix}:*`);
-        if (keys.length > 0) {
-          await r.del(...keys);
-        }
-      } finally {
-        r.disconnect();
-      }
+      await flushQueues();
       await db?.drop();
     },
   };
