@@ -1,4 +1,4 @@
-import { Queue } from 'bullmq';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import { DataSource } from 'typeorm';
 import request from 'supertest';
 import { inboundJobId, inboundQueueName } from '@engine/queue';
@@ -180,6 +180,18 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
       });
     });
 
+    it('NUL bytes in header fields do not spoil the commit other connections share', async () => {
+      const c1 = await client();
+      const c2 = await client();
+      const bad = adt({ controlId: 'NUL\u0000ID', facility: 'F\u0000AC' });
+      c1.sendFrame(Buffer.from(bad, 'latin1'));
+      c2.sendFrame(adt({ controlId: 'NUL-NEIGHBOUR' }));
+      expect(ackField((await c1.nextAck()).toString('latin1'), 'MSA', 1)).toBe('AA');
+      expect(ackField((await c2.nextAck()).toString('latin1'), 'MSA', 1)).toBe('AA');
+      const [row] = await rowsByControlId('NUL\uFFFDID');
+      expect((await repo.findById(row.id))!.raw.equals(Buffer.from(bad, 'latin1'))).toBe(true);
+    });
+
     it('a missing MSH-10 → AR 101', async () => {
       const c = await client();
       const ack = await c.send(adt({ controlId: '' }));
@@ -304,6 +316,36 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
     expect(await engine.app.get(SweeperService).sweep(0)).toBe(0);
   });
 
+  it('the sweeper retries a failed job whose message is still unprocessed', async () => {
+    const c = await client();
+    await c.send(adt({ controlId: 'SWEEP-FAILED' }));
+    const [row] = await rowsByControlId('SWEEP-FAILED');
+    await waitFor(() => jobExists(row.id, row.partition));
+    // A worker that fails the job for good, without recording anything on the message.
+    const worker = new Worker(
+      inboundQueueName(row.partition),
+      () => {
+        throw new UnrecoverableError('simulated: database down while processing');
+      },
+      { connection: { url: REDIS_URL }, prefix: engine.settings.QUEUE_PREFIX },
+    );
+    const q = new Queue(inboundQueueName(row.partition), {
+      connection: { url: REDIS_URL },
+      prefix: engine.settings.QUEUE_PREFIX,
+    });
+    try {
+      const jobId = inboundJobId('default', row.id);
+      await waitFor(async () => (await q.getJob(jobId))?.failedReason !== undefined);
+      await worker.close();
+      expect(await q.getJobState(jobId)).toBe('failed');
+      expect(await engine.app.get(SweeperService).sweep(0)).toBeGreaterThanOrEqual(1);
+      expect(await q.getJobState(jobId)).toBe('waiting');
+    } finally {
+      await worker.close();
+      await q.close();
+    }
+  });
+
   describe('API', () => {
     it('health endpoints answer', async () => {
       await request(engine.url!).get('/health/live').expect(200, { status: 'ok' });
@@ -344,11 +386,12 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
         .expect(200);
       expect(rej.body.items.length).toBeGreaterThan(0);
       expect(rej.body.items.every((m: { status: string }) => m.status === 'rejected')).toBe(true);
-      await request(engine.url!)
-        .get('/api/messages')
-        .query({ status: 'bogus' })
-        .set('Authorization', `Bearer ${ADMIN_KEY}`)
-        .expect(400);
+      for (const query of ['status=bogus', 'cursor=junk', 'type=A&type=B', 'limit=0']) {
+        await request(engine.url!)
+          .get(`/api/messages?${query}`)
+          .set('Authorization', `Bearer ${ADMIN_KEY}`)
+          .expect(400);
+      }
     });
 
     it('shows one message with raw text and header, and audits the read', async () => {

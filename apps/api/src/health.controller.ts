@@ -1,10 +1,20 @@
-import { Controller, Get, HttpCode, ServiceUnavailableException, Header } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Header,
+  HttpCode,
+  Logger,
+  ServiceUnavailableException,
+} from '@nestjs/common';
 import { ApiTags } from '@nestjs/swagger';
 import { register } from 'prom-client';
 import { MessageRepository } from '@engine/store';
 import { InboundQueues } from '@engine/queue';
 
-async function check(fn: () => Promise<unknown>, timeoutMs = 2000): Promise<string> {
+const logger = new Logger('Health');
+
+/** 'up' or 'down'; the reason goes to the log only (it may name hosts and users). */
+async function check(name: string, fn: () => Promise<unknown>, timeoutMs = 2000): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -15,7 +25,8 @@ async function check(fn: () => Promise<unknown>, timeoutMs = 2000): Promise<stri
     ]);
     return 'up';
   } catch (err) {
-    return `down: ${(err as Error).message}`;
+    logger.warn(`${name} not ready: ${(err as Error).message}`);
+    return 'down';
   } finally {
     clearTimeout(timer);
   }
@@ -40,8 +51,8 @@ export class HealthController {
   @HttpCode(200)
   async ready(): Promise<{ status: string; database: string; redis: string }> {
     const [database, redis] = await Promise.all([
-      check(() => this.messages.ping()),
-      check(() => this.queues.ping()),
+      check('database', () => this.messages.ping()),
+      check('redis', () => this.queues.ping()),
     ]);
     const body = {
       status: database === 'up' && redis === 'up' ? 'ok' : 'unavailable',

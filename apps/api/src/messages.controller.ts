@@ -10,7 +10,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { parseMessage } from '@engine/hl7';
-import { MESSAGE_STATUSES, type MessageStatus, MessageRepository } from '@engine/store';
+import { MESSAGE_STATUSES, type MessageStatus, MessageRepository, StoreError } from '@engine/store';
 import { ApiKeyGuard, type AuthedRequest } from './auth.guard';
 import { AuditService } from './audit.service';
 
@@ -63,6 +63,11 @@ export class MessagesController {
     @Query('limit') limit?: string,
     @Query('cursor') cursor?: string,
   ) {
+    for (const [name, value] of Object.entries({ controlId, feed, status, type, limit, cursor })) {
+      if (value !== undefined && typeof value !== 'string') {
+        throw new BadRequestException(`${name} must be given once`);
+      }
+    }
     if (status !== undefined && !(MESSAGE_STATUSES as readonly string[]).includes(status)) {
       throw new BadRequestException(`status must be one of ${MESSAGE_STATUSES.join(', ')}`);
     }
@@ -74,7 +79,7 @@ export class MessagesController {
       }
     }
     const [msgType, trigger] = (type ?? '').split('^');
-    const page = await this.messages.search({
+    const page = await this.searchOr400({
       controlId: controlId || undefined,
       feed: feed || undefined,
       status: status as MessageStatus | undefined,
@@ -84,6 +89,17 @@ export class MessagesController {
       cursor: cursor || undefined,
     });
     return { items: page.items.map(summary), nextCursor: page.nextCursor ?? null };
+  }
+
+  private async searchOr400(q: Parameters<MessageRepository['search']>[0]) {
+    try {
+      return await this.messages.search(q);
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'INVALID_CURSOR') {
+        throw new BadRequestException('cursor is not one this API returned');
+      }
+      throw err;
+    }
   }
 
   /** One message with its header and raw text (PHI: the read is audited). */

@@ -53,7 +53,7 @@ describe('GroupCommitter', () => {
     expect(store.calls[1].rows.map((r) => r.id)).toEqual(['b', 'c', 'd']);
     store.calls[1].done(ok(store.calls[1].rows));
     await expect(Promise.all(rest)).resolves.toHaveLength(3);
-    expect(gc.stats).toEqual({ batches: 2, rows: 4 });
+    expect(gc.stats).toMatchObject({ batches: 2, rows: 4 });
   });
 
   it('does not resolve before the commit, and rejects every row of a failed batch', async () => {
@@ -88,5 +88,44 @@ describe('GroupCommitter', () => {
     const p = gc.submit(row('a'), 0).then(() => seen.slice());
     store.calls[0].done(ok(store.calls[0].rows));
     await expect(p).resolves.toEqual(['a']);
+  });
+
+  it('when a batch fails, retries its rows one by one so that only the bad row fails', async () => {
+    const store = new ManualStore();
+    const gc = new GroupCommitter(store, { maxBatch: 10, maxInflight: 1 });
+    const first = gc.submit(row('a'), 0);
+    const good = gc.submit(row('good'), 0);
+    const bad = gc.submit(row('bad'), 0);
+    store.calls[0].done(ok(store.calls[0].rows));
+    await first;
+    expect(store.calls[1].rows.map((r) => r.id)).toEqual(['good', 'bad']);
+    store.calls[1].done(new Error('invalid byte sequence'));
+    await new Promise((r) => setImmediate(r));
+    const singles = store.calls.slice(2);
+    expect(singles.map((c) => c.rows.map((r) => r.id))).toEqual([['good'], ['bad']]);
+    singles[0].done(ok(singles[0].rows));
+    singles[1].done(new Error('invalid byte sequence'));
+    await expect(good).resolves.toEqual({ id: 'good', duplicate: false });
+    await expect(bad).rejects.toThrow('invalid byte sequence');
+    expect(gc.stats.splitRetries).toBe(1);
+  });
+
+  it('reports batches to onCommitted in submission order even when they commit out of order', async () => {
+    const store = new ManualStore();
+    const seen: string[] = [];
+    const gc = new GroupCommitter(store, {
+      maxBatch: 10,
+      maxInflight: 2,
+      onCommitted: (rows) => seen.push(...rows.map((r) => r.id)),
+    });
+    const a = gc.submit(row('a'), 0);
+    const b = gc.submit(row('b'), 0);
+    expect(store.calls).toHaveLength(2);
+    store.calls[1].done(ok(store.calls[1].rows)); // b commits first
+    await b;
+    expect(seen).toEqual([]); // held until a is reported
+    store.calls[0].done(ok(store.calls[0].rows));
+    await a;
+    expect(seen).toEqual(['a', 'b']);
   });
 });

@@ -28,8 +28,11 @@ export interface GroupCommitterOptions {
 export class GroupCommitter {
   private pending: Pending[] = [];
   private inflight = 0;
+  /** Batches in submission order whose commit outcome is not yet reported to onCommitted. */
+  private readonly unreported: { done: boolean; rows: NewMessage[]; results?: InsertResult[] }[] =
+    [];
   /** Batches committed and rows written (for metrics and tests). */
-  readonly stats = { batches: 0, rows: 0 };
+  readonly stats = { batches: 0, rows: 0, splitRetries: 0 };
 
   constructor(
     private readonly store: CommitStore,
@@ -47,6 +50,11 @@ export class GroupCommitter {
     return this.pending.length;
   }
 
+  /** True when nothing is waiting or being written. */
+  get idle(): boolean {
+    return this.pending.length === 0 && this.inflight === 0;
+  }
+
   private pump(): void {
     while (this.inflight < this.options.maxInflight && this.pending.length > 0) {
       const window = this.pending[0].dedupWindowMs;
@@ -58,28 +66,79 @@ export class GroupCommitter {
       }
       const batch = this.pending.splice(0, n);
       this.inflight++;
-      void this.commit(batch, window);
+      const slot = { done: false, rows: batch.map((p) => p.row) } as {
+        done: boolean;
+        rows: NewMessage[];
+        results?: InsertResult[];
+      };
+      this.unreported.push(slot);
+      void this.commit(batch, window, slot);
     }
   }
 
-  private async commit(batch: Pending[], dedupWindowMs: number): Promise<void> {
-    const rows = batch.map((p) => p.row);
+  private async commit(
+    batch: Pending[],
+    dedupWindowMs: number,
+    slot: { done: boolean; rows: NewMessage[]; results?: InsertResult[] },
+  ): Promise<void> {
+    const rows = slot.rows;
     try {
-      const results = await this.store.insertBatch(rows, { dedupWindowMs });
-      this.stats.batches++;
-      this.stats.rows += rows.length;
+      let results: (InsertResult | Error)[];
       try {
-        this.options.onCommitted?.(rows, results);
-      } finally {
-        batch.forEach((p, i) => p.resolve(results[i]));
+        results = await this.store.insertBatch(rows, { dedupWindowMs });
+        this.stats.batches++;
+        this.stats.rows += rows.length;
+      } catch (err) {
+        if (rows.length === 1) {
+          throw err;
+        }
+        // One bad row must not fail the messages of other connections that shared its commit:
+        // write the rows one by one, so that only the bad one fails.
+        this.stats.splitRetries++;
+        results = await Promise.all(
+          rows.map((r) =>
+            this.store.insertBatch([r], { dedupWindowMs }).then(
+              ([one]) => one,
+              (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+            ),
+          ),
+        );
       }
+      slot.results = results.filter((r): r is InsertResult => !(r instanceof Error));
+      slot.rows = rows.filter((_, i) => !(results[i] instanceof Error));
+      this.report(slot);
+      batch.forEach((p, i) => {
+        const r = results[i];
+        if (r instanceof Error) {
+          p.reject(r);
+        } else {
+          p.resolve(r);
+        }
+      });
     } catch (err) {
+      slot.rows = [];
+      slot.results = [];
+      this.report(slot);
       for (const p of batch) {
         p.reject(err);
       }
     } finally {
       this.inflight--;
       this.pump();
+    }
+  }
+
+  /**
+   * Report committed batches to onCommitted in submission order (two transactions in flight may
+   * finish out of order; the enqueue that follows must keep each partition's arrival order).
+   */
+  private report(slot: { done: boolean }): void {
+    slot.done = true;
+    while (this.unreported.length > 0 && this.unreported[0].done) {
+      const next = this.unreported.shift()!;
+      if (next.rows.length > 0 && next.results) {
+        this.options.onCommitted?.(next.rows, next.results);
+      }
     }
   }
 }

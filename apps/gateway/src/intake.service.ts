@@ -129,23 +129,23 @@ export class IntakeService {
     return {
       id: uuidv7(),
       feed: ctx.feed.id,
-      controlId: msg?.controlId ?? '',
-      type: msg?.messageType ?? '',
-      trigger: msg?.triggerEvent ?? '',
-      version: msg?.version ?? '',
-      sendingApplication: msg?.sendingApplication ?? '',
-      sendingFacility: msg?.sendingFacility ?? '',
-      receivingApplication: msg?.receivingApplication ?? '',
-      receivingFacility: msg?.receivingFacility ?? '',
+      controlId: storable(msg?.controlId ?? ''),
+      type: storable(msg?.messageType ?? ''),
+      trigger: storable(msg?.triggerEvent ?? ''),
+      version: storable(msg?.version ?? ''),
+      sendingApplication: storable(msg?.sendingApplication ?? ''),
+      sendingFacility: storable(msg?.sendingFacility ?? ''),
+      receivingApplication: storable(msg?.receivingApplication ?? ''),
+      receivingFacility: storable(msg?.receivingFacility ?? ''),
       receivedAt: ctx.receivedAt,
       remoteAddress: ctx.remoteAddress,
       partition: partitionOf(partitionKey, this.partitions),
-      partitionKey,
+      partitionKey: storable(partitionKey),
       raw,
       contentHash: createHash('sha256').update(raw).digest('hex'),
       status: rejection ? 'rejected' : 'received',
       errorCode: rejection?.code ?? null,
-      errorReason: rejection?.error.text ?? null,
+      errorReason: rejection ? storable(rejection.error.text ?? '') : null,
       ackCode: null,
     };
   }
@@ -168,4 +168,12 @@ export class IntakeService {
       );
     });
   }
+}
+
+/**
+ * Header values go to text columns, which cannot hold NUL (PostgreSQL rejects the whole
+ * statement, and with it the commit other connections share). The raw bytes keep everything.
+ */
+function storable(value: string): string {
+  return value.includes('\u0000') ? value.split('\u0000').join('\uFFFD') : value;
 }

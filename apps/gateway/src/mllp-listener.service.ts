@@ -5,6 +5,7 @@ import {
   Inject,
   Injectable,
   Logger,
+  type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
@@ -16,8 +17,12 @@ import { gatewayMetrics } from './metrics';
 interface Listener {
   feed: FeedConfig;
   server: net.Server;
-  sockets: Set<net.Socket>;
+  /** Open connections and the promise of their last ACK. */
+  sockets: Map<net.Socket, () => Promise<void>>;
 }
+
+/** How long shutdown waits for commits and ACKs in flight before closing connections. */
+const SHUTDOWN_GRACE_MS = 5000;
 
 /**
  * One MLLP listener (TCP or TLS) per configured feed. Each connection has its own decoder;
@@ -25,7 +30,9 @@ interface Listener {
  * written back in the order the frames arrived.
  */
 @Injectable()
-export class MllpListenerService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class MllpListenerService
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown
+{
   private readonly logger = new Logger(MllpListenerService.name);
   private readonly listeners: Listener[] = [];
 
@@ -51,7 +58,7 @@ export class MllpListenerService implements OnApplicationBootstrap, OnApplicatio
   }
 
   private listen(feed: FeedConfig): Promise<Listener> {
-    const sockets = new Set<net.Socket>();
+    const sockets = new Map<net.Socket, () => Promise<void>>();
     const onSocket = (socket: net.Socket): void => this.onConnection(feed, socket, sockets);
     const server = feed.tls
       ? tls.createServer(
@@ -88,9 +95,12 @@ export class MllpListenerService implements OnApplicationBootstrap, OnApplicatio
     });
   }
 
-  private onConnection(feed: FeedConfig, socket: net.Socket, sockets: Set<net.Socket>): void {
+  private onConnection(
+    feed: FeedConfig,
+    socket: net.Socket,
+    sockets: Map<net.Socket, () => Promise<void>>,
+  ): void {
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
-    sockets.add(socket);
     gatewayMetrics.connections.inc({ feed: feed.id });
     socket.setNoDelay(true);
     if (feed.idleTimeoutSeconds > 0) {
@@ -105,7 +115,14 @@ export class MllpListenerService implements OnApplicationBootstrap, OnApplicatio
     });
     // ACKs leave in frame order: each frame's ACK waits for the previous one.
     let ackChain: Promise<void> = Promise.resolve();
-    const send = (ack: Promise<Buffer | null>, started: number): void => {
+    sockets.set(socket, () => ackChain);
+    const send = (accepted: Promise<Buffer | null>, started: number): void => {
+      // Settled at once into a value, so a rejection can never go unhandled while it waits
+      // for the ACKs before it.
+      const ack = accepted.catch((err: unknown) => {
+        this.logger.error(`feed ${feed.id}: frame handling failed: ${(err as Error).message}`);
+        return null;
+      });
       ackChain = ackChain
         .then(() => ack)
         .then((bytes) => {
@@ -168,20 +185,40 @@ export class MllpListenerService implements OnApplicationBootstrap, OnApplicatio
     });
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    await Promise.all(
-      this.listeners.map(
-        (l) =>
-          new Promise<void>((resolve) => {
-            l.server.close(() => resolve());
-            // Give in-flight ACKs a moment, then close the connections.
-            setTimeout(() => {
-              for (const s of l.sockets) {
-                s.destroy();
-              }
-            }, 200).unref();
-          }),
-      ),
+  /**
+   * Runs before any module closes the database or Redis: stop accepting connections and
+   * frames, let the commits and ACKs in flight finish (up to SHUTDOWN_GRACE_MS), then close.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    for (const l of this.listeners) {
+      l.server.close();
+      for (const socket of l.sockets.keys()) {
+        socket.pause();
+      }
+    }
+    const settled = Promise.all(
+      this.listeners.flatMap((l) => [...l.sockets.values()].map((last) => last())),
     );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      settled,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const l of this.listeners) {
+      for (const socket of l.sockets.keys()) {
+        socket.end();
+      }
+    }
+  }
+
+  onApplicationShutdown(): void {
+    for (const l of this.listeners) {
+      for (const socket of l.sockets.keys()) {
+        socket.destroy();
+      }
+    }
   }
 }

@@ -63,11 +63,18 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
         feed: r.feed,
         partition: r.partition % this.queues.partitions,
       }));
-      const exists = await this.queues.jobsExist(items);
-      const missing = items.filter((_, i) => !exists[i]);
+      const states = await this.queues.jobStates(items);
+      const missing = items.filter((_, i) => states[i] === 'missing');
       if (missing.length > 0) {
         await this.queues.enqueue(missing);
         requeued += missing.length;
+      }
+      // A job that used up its attempts while its message is still `received` (the worker could
+      // not even record the failure, e.g. the database was down): give it another round.
+      const failed = items.filter((_, i) => states[i] === 'failed');
+      if (failed.length > 0) {
+        await this.queues.retryFailed(failed);
+        requeued += failed.length;
       }
       const last = rows[rows.length - 1];
       after = { receivedAt: last.receivedAt, id: last.id };

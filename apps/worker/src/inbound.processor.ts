@@ -39,9 +39,22 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
         prefix: this.settings.QUEUE_PREFIX,
         concurrency: 1,
       });
-      worker.on('failed', (job, err) =>
-        this.logger.warn(`message ${job?.data.messageId ?? '?'} failed: ${err.message}`),
-      );
+      worker.on('failed', (job, err) => {
+        this.logger.warn(`message ${job?.data.messageId ?? '?'} failed: ${err.message}`);
+        if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+          // Out of attempts: make it visible (status error) so an analyst can fix and replay it.
+          this.messages
+            .setStatus(job.data.messageId, 'error', {
+              errorCode: 'PROCESSING_FAILED',
+              errorReason: err.message,
+            })
+            .catch((e: unknown) =>
+              this.logger.warn(
+                `message ${job.data.messageId}: could not record the failure: ${(e as Error).message}`,
+              ),
+            );
+        }
+      });
       worker.on('error', (err) => this.logger.warn(`worker ${worker.name}: ${err.message}`));
       this.workers.push(worker);
     }
@@ -60,8 +73,9 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
     if (row.status !== 'received') {
       return; // already handled (replayed job): idempotent
     }
+    const feed = this.config.feeds.find((f) => f.id === row.feed);
     try {
-      parseMessage(row.raw);
+      parseMessage(row.raw, { defaultCharset: feed?.defaultCharset });
     } catch (err) {
       await this.messages.setStatus(messageId, 'error', {
         errorCode: 'PARSE_ERROR',

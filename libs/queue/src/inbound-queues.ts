@@ -138,26 +138,53 @@ export class InboundQueues implements OnApplicationShutdown {
   }
 
   /** For each item, whether a job with its id exists in Redis (any state). One round trip. */
-  async jobsExist(items: readonly InboundJobData[]): Promise<boolean[]> {
+  /**
+   * For each item, the state of its job: 'missing' (no job: enqueue it), 'failed' (the job used
+   * up its attempts while the message is still unprocessed) or 'present'. One round trip.
+   */
+  async jobStates(
+    items: readonly InboundJobData[],
+  ): Promise<Array<'missing' | 'failed' | 'present'>> {
     if (items.length === 0) {
       return [];
     }
     const pipeline = this.redis.pipeline();
     for (const it of items) {
-      pipeline.exists(
-        `${this.prefix}:${inboundQueueName(it.partition)}:${inboundJobId(it.feed, it.messageId)}`,
-      );
+      const queueKey = `${this.prefix}:${inboundQueueName(it.partition)}`;
+      const jobId = inboundJobId(it.feed, it.messageId);
+      pipeline.exists(`${queueKey}:${jobId}`);
+      pipeline.zscore(`${queueKey}:failed`, jobId);
     }
     const res = await pipeline.exec();
     if (!res) {
       throw new Error('redis pipeline returned no result');
     }
-    return res.map(([err, n]) => {
+    for (const [err] of res) {
       if (err) {
         throw err;
       }
-      return n === 1;
+    }
+    return items.map((_, i) => {
+      if (res[2 * i][1] !== 1) {
+        return 'missing';
+      }
+      return res[2 * i + 1][1] === null ? 'present' : 'failed';
     });
+  }
+
+  /** For each item, whether a job with its id exists in Redis (any state). */
+  async jobsExist(items: readonly InboundJobData[]): Promise<boolean[]> {
+    return (await this.jobStates(items)).map((s) => s !== 'missing');
+  }
+
+  /** Move failed jobs back to waiting (a fresh set of attempts). */
+  async retryFailed(items: readonly InboundJobData[]): Promise<void> {
+    for (const it of items) {
+      const job = await this.queue(it.partition).getJob(inboundJobId(it.feed, it.messageId));
+      if (job && (await job.isFailed())) {
+        await job.retry('failed');
+      }
+    }
   }
 
   async ping(): Promise<void> {
@@ -165,6 +192,11 @@ export class InboundQueues implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    // Let the last coalesced enqueue go out (what does not, the sweeper re-enqueues).
+    const end = Date.now() + 2000;
+    while ((this.flushing || this.pending.length > 0) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     await Promise.all(this.queues.map((q) => q.close()));
     await this.redis.quit().catch(() => this.redis.disconnect());
   }

@@ -50,7 +50,10 @@ export function createDataSourceOptions(options: StoreOptions = {}): DataSourceO
       extra: {
         // Fail fast when the server is unreachable: the gateway answers AR 207, never hangs.
         connectionTimeoutMillis: 5000,
+        // A half-open connection must not hold a commit (and the ACKs waiting on it) for hours.
+        query_timeout: 30_000,
         keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
       },
       entities: [...storeEntities('postgres'), ...toArray(extra)],
       migrations: [...storeMigrations, ...extraMigrations],
