@@ -302,6 +302,21 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
     expect(n).toBe(50 * perConn);
   });
 
+  it('a sender streaming 2,000 frames without reading is throttled, not dropped', async () => {
+    const c = await client();
+    const n = 2000;
+    let burst = '';
+    for (let i = 0; i < n; i++) {
+      burst += `\x0b${adt({ controlId: `BURST-${i}`, mrn: 'BURST' })}\x1c\r`;
+    }
+    c.write(Buffer.from(burst, 'latin1'));
+    for (let i = 0; i < n; i++) {
+      const ack = (await c.nextAck(30000)).toString('latin1');
+      expect(ackField(ack, 'MSA', 2)).toBe(`BURST-${i}`);
+      expect(ackField(ack, 'MSA', 1)).toBe('AA');
+    }
+  });
+
   it('the sweeper re-enqueues committed messages whose jobs vanished (Redis flushed)', async () => {
     const c = await client();
     await c.send(adt({ controlId: 'SWEEP-1' }));

@@ -21,6 +21,12 @@ interface Listener {
   sockets: Map<net.Socket, () => Promise<void>>;
 }
 
+/**
+ * Frames of one connection accepted but not yet ACKed, beyond which the connection stops being
+ * read until its ACKs catch up (a sender that streams without reading ACKs cannot exhaust memory).
+ */
+const MAX_UNACKED_FRAMES = 256;
+
 /** How long shutdown waits for commits and ACKs in flight before closing connections. */
 const SHUTDOWN_GRACE_MS = 5000;
 
@@ -35,6 +41,7 @@ export class MllpListenerService
 {
   private readonly logger = new Logger(MllpListenerService.name);
   private readonly listeners: Listener[] = [];
+  private closing = false;
 
   constructor(
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
@@ -115,8 +122,15 @@ export class MllpListenerService
     });
     // ACKs leave in frame order: each frame's ACK waits for the previous one.
     let ackChain: Promise<void> = Promise.resolve();
+    let unacked = 0;
+    let throttled = false;
     sockets.set(socket, () => ackChain);
     const send = (accepted: Promise<Buffer | null>, started: number): void => {
+      unacked++;
+      if (unacked >= MAX_UNACKED_FRAMES && !throttled) {
+        throttled = true;
+        socket.pause();
+      }
       // Settled at once into a value, so a rejection can never go unhandled while it waits
       // for the ACKs before it.
       const ack = accepted.catch((err: unknown) => {
@@ -128,6 +142,16 @@ export class MllpListenerService
         .then((bytes) => {
           if (bytes && !socket.destroyed) {
             socket.write(encodeMllp(bytes));
+          }
+          unacked--;
+          if (
+            throttled &&
+            unacked <= MAX_UNACKED_FRAMES / 2 &&
+            !socket.destroyed &&
+            !this.closing
+          ) {
+            throttled = false;
+            socket.resume();
           }
           gatewayMetrics.ackLatency.observe(
             { feed: feed.id },
@@ -190,6 +214,7 @@ export class MllpListenerService
    * frames, let the commits and ACKs in flight finish (up to SHUTDOWN_GRACE_MS), then close.
    */
   async beforeApplicationShutdown(): Promise<void> {
+    this.closing = true;
     for (const l of this.listeners) {
       l.server.close();
       for (const socket of l.sockets.keys()) {
