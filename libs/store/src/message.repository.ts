@@ -60,6 +60,7 @@ const INSERT_COLUMNS = [
   ['error_reason', 'text'],
   ['ack_code', 'text'],
 ] as const;
+const RECEIVED_AT_PARAM = INSERT_COLUMNS.findIndex(([name]) => name === 'received_at');
 const COLUMN_LIST = INSERT_COLUMNS.map(([name]) => `"${name}"`).join(', ');
 
 /** The resend key (the unique index `message_resend_key` without resend_generation). */
@@ -584,28 +585,11 @@ function pushRowParams(params: unknown[], r: NewMessage): void {
 }
 
 function sqliteRowParams(r: NewMessage): unknown[] {
-  return [
-    r.id,
-    r.feed,
-    r.controlId,
-    r.type,
-    r.trigger,
-    r.version,
-    r.sendingApplication,
-    r.sendingFacility,
-    r.receivingApplication,
-    r.receivingFacility,
-    toSqliteTimestamp(r.receivedAt),
-    r.remoteAddress,
-    r.partition,
-    r.partitionKey,
-    r.raw,
-    r.contentHash,
-    r.status,
-    r.errorCode ?? null,
-    r.errorReason ?? null,
-    r.ackCode ?? null,
-  ];
+  const params: unknown[] = [];
+  pushRowParams(params, r);
+  // SQLite keeps time stamps as sortable UTC text.
+  params[RECEIVED_AT_PARAM] = toSqliteTimestamp(r.receivedAt);
+  return params;
 }
 
 function toSummary(m: MessageEntity): MessageSummary {

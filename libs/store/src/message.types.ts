@@ -62,24 +62,10 @@ export interface MessageSearch {
 }
 
 /** A stored message row (what `findById` returns). */
-export interface StoredMessage {
-  id: string;
-  feed: string;
-  controlId: string;
-  type: string;
-  trigger: string;
-  version: string;
-  sendingApplication: string;
-  sendingFacility: string;
-  receivingApplication: string;
-  receivingFacility: string;
-  receivedAt: Date;
-  remoteAddress: string;
-  partition: number;
-  partitionKey: string;
-  /** The exact bytes received. */
-  raw: Buffer;
-  contentHash: string;
+export interface StoredMessage extends Omit<
+  NewMessage,
+  'status' | 'errorCode' | 'errorReason' | 'ackCode'
+> {
   status: MessageStatus;
   errorCode: string | null;
   errorReason: string | null;
