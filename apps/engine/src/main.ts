@@ -3,6 +3,14 @@ import { ConfigFileError, SettingsError } from '@engine/config';
 import { startEngine } from './bootstrap';
 import { parseRoles } from './roles';
 
+// One failed promise somewhere must not take every connection down with the process. Only the
+// error's message is logged (driver and library messages carry no message content).
+process.on('unhandledRejection', (reason: unknown) => {
+  process.stderr.write(
+    `unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}\n`,
+  );
+});
+
 async function main(): Promise<void> {
   const roles = parseRoles(process.argv.slice(2), process.env.ENGINE_ROLES);
   await startEngine(roles);

@@ -11,6 +11,14 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** One batch, from its submission until its outcome is reported (in submission order). */
+interface Slot {
+  done: boolean;
+  /** The rows committed (failed rows removed once the outcome is known). */
+  rows: NewMessage[];
+  results?: InsertResult[];
+}
+
 export interface GroupCommitterOptions {
   /** Most rows in one transaction. */
   maxBatch: number;
@@ -29,8 +37,7 @@ export class GroupCommitter {
   private pending: Pending[] = [];
   private inflight = 0;
   /** Batches in submission order whose commit outcome is not yet reported to onCommitted. */
-  private readonly unreported: { done: boolean; rows: NewMessage[]; results?: InsertResult[] }[] =
-    [];
+  private readonly unreported: Slot[] = [];
   /** Batches committed and rows written (for metrics and tests). */
   readonly stats = { batches: 0, rows: 0, splitRetries: 0 };
 
@@ -66,21 +73,13 @@ export class GroupCommitter {
       }
       const batch = this.pending.splice(0, n);
       this.inflight++;
-      const slot = { done: false, rows: batch.map((p) => p.row) } as {
-        done: boolean;
-        rows: NewMessage[];
-        results?: InsertResult[];
-      };
+      const slot: Slot = { done: false, rows: batch.map((p) => p.row) };
       this.unreported.push(slot);
       void this.commit(batch, window, slot);
     }
   }
 
-  private async commit(
-    batch: Pending[],
-    dedupWindowMs: number,
-    slot: { done: boolean; rows: NewMessage[]; results?: InsertResult[] },
-  ): Promise<void> {
+  private async commit(batch: Pending[], dedupWindowMs: number, slot: Slot): Promise<void> {
     const rows = slot.rows;
     try {
       let results: (InsertResult | Error)[];
@@ -132,7 +131,7 @@ export class GroupCommitter {
    * Report committed batches to onCommitted in submission order (two transactions in flight may
    * finish out of order; the enqueue that follows must keep each partition's arrival order).
    */
-  private report(slot: { done: boolean }): void {
+  private report(slot: Slot): void {
     slot.done = true;
     while (this.unreported.length > 0 && this.unreported[0].done) {
       const next = this.unreported.shift()!;
