@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   Inject,
   Injectable,
@@ -5,88 +6,178 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
-import { parseMessage } from '@engine/hl7';
+import { type Job, Worker } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
 import { ENGINE_CONFIG, type EngineConfig, SETTINGS, type Settings } from '@engine/config';
-import { MessageRepository } from '@engine/store';
-import { type InboundJobData, JOB, inboundQueueName, redisConnection } from '@engine/queue';
+import { type InboundJobData, inboundQueueName, redisConnection } from '@engine/queue';
+import { PartitionLeases } from './partition-leases';
+import { type DrainStats, PipelineService } from './pipeline.service';
+import { pipelineMetrics } from './metrics';
+
+interface Consumer {
+  partition: number;
+  worker: Worker<InboundJobData>;
+  stopping: boolean;
+  done: Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How long a held or blocked partition waits before it looks again. */
+const HOLD_POLL_MS = 2000;
+const BLOCKED_RETRY_MS = 200;
 
 /**
- * Consumes the inbound partition queues, one job at a time per partition (so one patient's
- * messages are handled in arrival order within this process). For now processing is: reload
- * the stored bytes, parse them, and mark the message `processed`; normalization into the
- * master patient index plugs in here.
- *
- * Workers are created at runtime (not with @Processor) because the number of partition queues
- * comes from the validated config.
+ * The pipeline worker. It leases inbound partitions (one worker process per partition at a
+ * time, spread over every live worker) and consumes each leased partition's BullMQ queue by
+ * hand: it takes the waiting jobs (up to the batch size), applies the partition's pending
+ * messages up to the newest of them in arrival order (`PipelineService.drain`), and completes
+ * the jobs. A database outage fails the jobs, and BullMQ retries them with exponential backoff.
  */
 @Injectable()
 export class InboundProcessor implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(InboundProcessor.name);
-  private readonly workers: Worker<InboundJobData>[] = [];
+  private readonly consumers = new Map<number, Consumer>();
+  private redis?: Redis;
+  private leases?: PartitionLeases;
+  private readonly metrics = pipelineMetrics();
 
   constructor(
     @Inject(SETTINGS) private readonly settings: Settings,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
-    private readonly messages: MessageRepository,
+    private readonly pipeline: PipelineService,
   ) {}
 
-  onApplicationBootstrap(): void {
-    const connection = redisConnection(this.settings.REDIS_URL, 'worker');
-    for (let p = 0; p < this.config.engine.partitions; p++) {
-      const worker = new Worker<InboundJobData>(inboundQueueName(p), (job) => this.process(job), {
-        connection,
-        prefix: this.settings.QUEUE_PREFIX,
-        concurrency: 1,
-      });
-      worker.on('failed', (job, err) => {
-        this.logger.warn(`message ${job?.data.messageId ?? '?'} failed: ${err.message}`);
-        if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-          // Out of attempts: make it visible (status error) so an analyst can fix and replay it.
-          this.messages
-            .setStatus(job.data.messageId, 'error', {
-              errorCode: 'PROCESSING_FAILED',
-              errorReason: err.message,
-            })
-            .catch((e: unknown) =>
-              this.logger.warn(
-                `message ${job.data.messageId}: could not record the failure: ${(e as Error).message}`,
-              ),
-            );
-        }
-      });
-      worker.on('error', (err) => this.logger.warn(`worker ${worker.name}: ${err.message}`));
-      this.workers.push(worker);
-    }
-    this.logger.log(`consuming ${this.workers.length} inbound partition queue(s)`);
+  async onApplicationBootstrap(): Promise<void> {
+    this.redis = new Redis({
+      ...(redisConnection(this.settings.REDIS_URL, 'worker') as RedisOptions),
+      connectionName: 'engine-worker-leases',
+    });
+    this.redis.on('error', (err: Error) => this.logger.warn(`lease connection: ${err.message}`));
+    this.leases = new PartitionLeases({
+      redis: this.redis,
+      prefix: this.settings.QUEUE_PREFIX,
+      partitions: this.config.engine.partitions,
+      leaseMs: this.config.worker.leaseSeconds * 1000,
+      onAcquired: (p) => this.startConsumer(p),
+      onReleased: (p, lost) => this.stopConsumer(p, lost),
+      onError: (err) => this.logger.warn(`partition leases: ${err.message}`),
+    });
+    await this.leases.start();
+    this.logger.log(
+      `worker ${this.leases.workerId} consuming partitions [${this.leases.partitions.join(',')}]`,
+    );
   }
 
-  async process(job: Job<InboundJobData>): Promise<void> {
-    if (job.name !== JOB.inboundMessage) {
-      throw new UnrecoverableError(`unknown job name ${job.name}`);
+  /** Partitions this process consumes now. */
+  get partitions(): number[] {
+    return this.leases?.partitions ?? [];
+  }
+
+  private startConsumer(partition: number): void {
+    const worker = new Worker<InboundJobData>(inboundQueueName(partition), null, {
+      connection: redisConnection(this.settings.REDIS_URL, 'worker'),
+      prefix: this.settings.QUEUE_PREFIX,
+      autorun: false,
+      // Blocking fetch: wake up at least every second to notice a lost lease.
+      drainDelay: 1,
+      lockDuration: 60_000,
+    });
+    worker.on('error', (err) => this.logger.warn(`partition ${partition}: ${err.message}`));
+    const consumer: Consumer = { partition, worker, stopping: false, done: Promise.resolve() };
+    consumer.done = this.consume(consumer).catch((err: Error) =>
+      this.logger.error(`partition ${partition} consumer stopped: ${err.message}`),
+    );
+    this.consumers.set(partition, consumer);
+    this.metrics.partitionsOwned.set(this.consumers.size);
+  }
+
+  private async stopConsumer(partition: number, lost: boolean): Promise<void> {
+    const c = this.consumers.get(partition);
+    if (!c) {
+      return;
     }
-    const { messageId } = job.data;
-    const row = await this.messages.findById(messageId);
-    if (!row) {
-      throw new UnrecoverableError(`message ${messageId} not found`);
+    if (lost) {
+      this.logger.warn(`partition ${partition}: lease lost, stopping`);
     }
-    if (row.status !== 'received') {
-      return; // already handled (replayed job): idempotent
+    c.stopping = true;
+    await c.done;
+    await c.worker.close().catch(() => undefined);
+    this.consumers.delete(partition);
+    this.metrics.partitionsOwned.set(this.consumers.size);
+  }
+
+  private async consume(c: Consumer): Promise<void> {
+    const token = randomUUID();
+    const failurePolicy = this.config.worker.failurePolicy;
+    await c.worker.startStalledCheckTimer();
+    while (!c.stopping) {
+      try {
+        if (failurePolicy === 'hold' && (await this.pipeline.isHeld(c.partition))) {
+          this.metrics.held.set({ partition: String(c.partition) }, 1);
+          await sleep(HOLD_POLL_MS);
+          continue;
+        }
+        this.metrics.held.set({ partition: String(c.partition) }, 0);
+        const first = await c.worker.getNextJob(token, { block: true });
+        if (!first) {
+          continue;
+        }
+        const jobs: Job<InboundJobData>[] = [first];
+        while (jobs.length < this.config.worker.batchSize) {
+          const next = await c.worker.getNextJob(token, { block: false });
+          if (!next) {
+            break;
+          }
+          jobs.push(next);
+        }
+        await this.handle(c.partition, jobs, token);
+      } catch (err) {
+        if (c.stopping) {
+          break;
+        }
+        this.logger.warn(`partition ${c.partition}: ${(err as Error).message}`);
+        await sleep(1000);
+      }
     }
-    const feed = this.config.feeds.find((f) => f.id === row.feed);
+  }
+
+  private async handle(
+    partition: number,
+    jobs: Job<InboundJobData>[],
+    token: string,
+  ): Promise<void> {
+    const upTo = jobs.reduce(
+      (max, j) => (j.data.messageId > max ? j.data.messageId : max),
+      jobs[0].data.messageId,
+    );
+    const stats: DrainStats = { processed: 0, ignored: 0, errors: 0, events: 0 };
+    const started = process.hrtime.bigint();
+    let result;
     try {
-      parseMessage(row.raw, { defaultCharset: feed?.defaultCharset });
+      result = await this.pipeline.drain(partition, upTo, stats);
     } catch (err) {
-      await this.messages.setStatus(messageId, 'error', {
-        errorCode: 'PARSE_ERROR',
-        errorReason: (err as Error).message,
-      });
-      throw new UnrecoverableError(`message ${messageId} cannot be parsed`);
+      // Transient (database unreachable, lost races): BullMQ retries with backoff.
+      this.logger.warn(
+        `partition ${partition}: ${jobs.length} job(s) failed, will retry: ${(err as Error).message}`,
+      );
+      await Promise.all(jobs.map((j) => j.moveToFailed(err as Error, token, false)));
+      return;
+    } finally {
+      this.metrics.record(stats, Number(process.hrtime.bigint() - started) / 1e9);
     }
-    await this.messages.setStatus(messageId, 'processed', {});
+    if (result === 'done') {
+      await Promise.all(jobs.map((j) => j.moveToCompleted(null, token, false)));
+      return;
+    }
+    // Held or waiting for another partition: look again later (the messages stay pending).
+    const later = Date.now() + (result === 'held' ? HOLD_POLL_MS : BLOCKED_RETRY_MS);
+    await Promise.all(jobs.map((j) => j.moveToDelayed(later, token)));
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.close()));
+    await this.leases?.stop();
+    await Promise.all([...this.consumers.keys()].map((p) => this.stopConsumer(p, false)));
+    await this.redis?.quit().catch(() => undefined);
   }
 }

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { InboundProcessor } from './inbound.processor';
+import { PipelineService } from './pipeline.service';
 
-/** BullMQ processors. Needs EngineConfigModule and StoreModule from the app that imports it. */
-@Module({ providers: [InboundProcessor], exports: [InboundProcessor] })
+/** The pipeline worker. Needs EngineConfigModule, StoreModule and QueueModule from the app. */
+@Module({ providers: [PipelineService, InboundProcessor], exports: [InboundProcessor] })
 export class WorkerModule {}

@@ -87,6 +87,65 @@ const feedSchema = z
   })
   .strict();
 
+/** Survivorship rules for one golden-record field. */
+export const SURVIVORSHIP_RULES = ['mostRecent', 'mostTrusted', 'mostFrequent'] as const;
+export type SurvivorshipRule = (typeof SURVIVORSHIP_RULES)[number];
+
+/** Golden-record fields a survivorship rule can be set for. */
+export const GOLDEN_FIELDS = [
+  'name',
+  'birthDate',
+  'sex',
+  'address',
+  'telecom',
+  'ssn',
+  'mothersMaidenName',
+  'race',
+  'ethnicity',
+  'language',
+  'maritalStatus',
+  'multipleBirth',
+  'deceased',
+] as const;
+export type GoldenField = (typeof GOLDEN_FIELDS)[number];
+
+const workerSchema = z
+  .object({
+    /**
+     * What a message that fails for good does to the rest of its partition: `park` marks it
+     * `error` and goes on; `hold` marks it `error` and stops the partition until it is
+     * reprocessed (or skipped) through the API.
+     */
+    failurePolicy: z.enum(['park', 'hold']).default('park'),
+    /** Most messages of one partition applied in one transaction. */
+    batchSize: z.number().int().min(1).max(1000).default(100),
+    /** Partition lease: a worker that stops renewing loses its partitions after this long. */
+    leaseSeconds: z.number().int().min(2).max(300).default(15),
+    /** Attempts for transient failures (database or Redis unreachable), exponential backoff. */
+    attempts: z.number().int().min(1).max(100).default(8),
+    backoffMs: z.number().int().min(10).max(600_000).default(1000),
+  })
+  .strict();
+
+const mpiSchema = z
+  .object({
+    /** Assigning authority under which the engine issues enterprise ids (EUIDs). */
+    euidAuthority: z.string().min(1).default('EUID'),
+    survivorship: z
+      .object({
+        /** Rule for fields not listed in `fields`. */
+        default: z.enum(SURVIVORSHIP_RULES).default('mostRecent'),
+        /** Assigning authorities, most trusted first (for `mostTrusted`). */
+        trustedAuthorities: z.array(z.string().min(1)).default([]),
+        fields: z.partialRecord(z.enum(GOLDEN_FIELDS), z.enum(SURVIVORSHIP_RULES)).default({}),
+      })
+      .strict()
+      .default({ default: 'mostRecent', trustedAuthorities: [], fields: {} }),
+    /** Whether ORU messages may update demographics of an existing source record. */
+    resultsUpdateDemographics: z.boolean().default(false),
+  })
+  .strict();
+
 export const engineConfigSchema = z
   .object({
     engine: z
@@ -114,6 +173,18 @@ export const engineConfigSchema = z
         sweeper: { intervalSeconds: 30, graceSeconds: 10 },
       }),
     feeds: z.array(feedSchema).default([]),
+    worker: workerSchema.default({
+      failurePolicy: 'park',
+      batchSize: 100,
+      leaseSeconds: 15,
+      attempts: 8,
+      backoffMs: 1000,
+    }),
+    mpi: mpiSchema.default({
+      euidAuthority: 'EUID',
+      survivorship: { default: 'mostRecent', trustedAuthorities: [], fields: {} },
+      resultsUpdateDemographics: false,
+    }),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -143,6 +214,9 @@ export const engineConfigSchema = z
 export type EngineConfig = z.infer<typeof engineConfigSchema>;
 export type FeedConfig = EngineConfig['feeds'][number];
 export type TlsConfig = NonNullable<FeedConfig['tls']>;
+export type WorkerConfig = EngineConfig['worker'];
+export type MpiConfig = EngineConfig['mpi'];
+export type SurvivorshipConfig = MpiConfig['survivorship'];
 
 export class ConfigFileError extends Error {
   constructor(

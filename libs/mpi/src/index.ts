@@ -15,3 +15,14 @@ export {
   parseHl7Date,
 } from './normalize';
 export { normalizeMessage, patientFromPid, encounterFromPv1, mergeFromMrg } from './from-hl7';
+export * from './golden';
+export * from './patient-reader';
+export * from './rows';
+export * from './time';
+export * from './equal';
+export * from './identity';
+export * from './working-set';
+export * from './survivorship';
+export * from './apply';
+export * from './mpi-store';
+export * from './pipeline';

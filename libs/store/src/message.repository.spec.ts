@@ -475,6 +475,103 @@ describe('MessageRepository', () => {
       });
     });
 
+    describe('reprocess', () => {
+      it('puts processed, error and ignored rows back to received, clearing the outcome', async () => {
+        for (const status of ['processed', 'error', 'ignored'] as const) {
+          const row = msg({ controlId: `RP-${status}` });
+          await repo.insertBatch([row], { dedupWindowMs: 0 });
+          await repo.setStatus(row.id, status, { errorCode: 'X', errorReason: 'why' });
+          await ds.query(
+            `UPDATE "message" SET "held" = ${ds.options.type === 'postgres' ? 'true' : '1'}`,
+          );
+          const before = await repo.findById(row.id);
+          const result = await repo.reprocess(row.id);
+          expect(result).toMatchObject({
+            outcome: 'done',
+            message: {
+              id: row.id,
+              status: 'received',
+              errorCode: null,
+              errorReason: null,
+              processedAt: null,
+            },
+          });
+          expect(result.outcome === 'done' && 'raw' in result.message).toBe(false);
+          const after = await repo.findById(row.id);
+          expect(after).toMatchObject({ status: 'received', errorCode: null, processedAt: null });
+          expect(after!.updatedAt.getTime()).toBeGreaterThanOrEqual(before!.updatedAt.getTime());
+          const [{ held }] = await ds.query(
+            `SELECT "held" FROM "message" WHERE "id" = ${ds.options.type === 'postgres' ? '$1' : '?'}`,
+            [row.id],
+          );
+          expect(Boolean(held)).toBe(false);
+        }
+      });
+
+      it('refuses rejected and received rows, and reports unknown ids', async () => {
+        const rejected = msg({ controlId: 'RP-REJ', status: 'rejected', errorCode: 'BAD' });
+        const received = msg({ controlId: 'RP-RCV' });
+        await repo.insertBatch([rejected, received], { dedupWindowMs: 0 });
+        expect(await repo.reprocess(rejected.id)).toEqual({
+          outcome: 'wrong-status',
+          status: 'rejected',
+        });
+        expect(await repo.findById(rejected.id)).toMatchObject({
+          status: 'rejected',
+          errorCode: 'BAD',
+        });
+        expect(await repo.reprocess(received.id)).toEqual({
+          outcome: 'wrong-status',
+          status: 'received',
+        });
+        expect(await repo.reprocess(uuidv7())).toEqual({ outcome: 'not-found' });
+        expect(await repo.reprocess('not-a-uuid')).toEqual({ outcome: 'not-found' });
+      });
+    });
+
+    describe('skip', () => {
+      it('turns an error row into ignored, keeping the code and the earlier reason', async () => {
+        const row = msg({ controlId: 'SK-1' });
+        await repo.insertBatch([row], { dedupWindowMs: 0 });
+        await repo.setStatus(row.id, 'error', { errorCode: 'PARSE_ERROR', errorReason: 'bad MSH' });
+        const result = await repo.skip(row.id, 'sender resent a corrected copy');
+        expect(result).toMatchObject({
+          outcome: 'done',
+          message: {
+            status: 'ignored',
+            errorCode: 'PARSE_ERROR',
+            errorReason: 'skipped: sender resent a corrected copy; error was: bad MSH',
+          },
+        });
+        expect((await repo.findById(row.id))?.processedAt).toBeInstanceOf(Date);
+
+        const bare = msg({ controlId: 'SK-2' });
+        await repo.insertBatch([bare], { dedupWindowMs: 0 });
+        await repo.setStatus(bare.id, 'error');
+        expect(await repo.skip(bare.id, 'test message')).toMatchObject({
+          outcome: 'done',
+          message: { status: 'ignored', errorReason: 'skipped: test message' },
+        });
+      });
+
+      it('refuses rows not in error, and reports unknown ids', async () => {
+        const row = msg({ controlId: 'SK-3' });
+        await repo.insertBatch([row], { dedupWindowMs: 0 });
+        expect(await repo.skip(row.id, 'r')).toEqual({
+          outcome: 'wrong-status',
+          status: 'received',
+        });
+        await repo.setStatus(row.id, 'processed');
+        expect(await repo.skip(row.id, 'r')).toEqual({
+          outcome: 'wrong-status',
+          status: 'processed',
+        });
+        expect(await repo.findById(row.id)).toMatchObject({ status: 'processed' });
+        expect(await repo.skip(uuidv7(), 'r')).toEqual({ outcome: 'not-found' });
+        expect(await repo.skip('nope', 'r')).toEqual({ outcome: 'not-found' });
+      });
+    });
+
     it('findById returns null for unknown or malformed ids', async () => {
       expect(await repo.findById(uuidv7())).toBeNull();
       expect(await repo.findById('nope')).toBeNull();

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { DataSource, Repository, SelectQueryBuilder } from 'typeorm';
+import { type DataSource, In, type Repository, type SelectQueryBuilder } from 'typeorm';
 import { dialectOf, toSqliteTimestamp, type StoreDialect } from './dialect';
 import { MessageEntity } from './entities/message.entity';
 import { clampLimit, decodeCursor, encodeCursor, StoreError, UUID_RE } from './paging';
@@ -17,6 +17,18 @@ import type {
   StoredMessage,
   UnqueuedMessage,
 } from './message.types';
+
+/** Statuses a message can be reprocessed from (rejected payloads never entered the pipeline). */
+const REPROCESSABLE: MessageStatus[] = ['processed', 'error', 'ignored'];
+
+/**
+ * Outcome of an analyst's action on a message: `done` with the row as it is now, `not-found`,
+ * or `wrong-status` (the action does not apply to a message in `status`).
+ */
+export type MessageTransition =
+  | { outcome: 'done'; message: MessageSummary }
+  | { outcome: 'not-found' }
+  | { outcome: 'wrong-status'; status: MessageStatus };
 
 /** Rows per INSERT statement on PostgreSQL: 21 parameters a row stays far below 65535. */
 const PG_ROWS_PER_STATEMENT = 1000;
@@ -268,6 +280,77 @@ export class MessageRepository {
       },
     );
     return (result.affected ?? 0) > 0;
+  }
+
+  /**
+   * Reprocess: puts a processed, error or ignored message back to `received` (error code and
+   * reason and processed_at cleared, held false, updated_at now) in one conditional update.
+   * Rejected messages (never parsed into the pipeline) and messages already `received` give
+   * `wrong-status`. The caller enqueues the job.
+   */
+  async reprocess(id: string): Promise<MessageTransition> {
+    if (this.dialect === 'postgres' && !UUID_RE.test(id)) {
+      return { outcome: 'not-found' };
+    }
+    const result = await this.repo.update(
+      { id, status: In(REPROCESSABLE) },
+      {
+        status: 'received',
+        errorCode: null,
+        errorReason: null,
+        processedAt: null,
+        held: false,
+        updatedAt: new Date(),
+      },
+    );
+    return this.transitionResult(id, result.affected ?? 0);
+  }
+
+  /**
+   * Skip: an analyst gives up on a message in `error`. It becomes `ignored` (held false, so its
+   * partition moves on; processed_at and updated_at now). error_code is kept; error_reason
+   * becomes `skipped: <reason>`, followed by `; error was: <previous reason>` when there was
+   * one. Any other status gives `wrong-status`. The reason must carry no PHI.
+   */
+  async skip(id: string, reason: string): Promise<MessageTransition> {
+    if (this.dialect === 'postgres' && !UUID_RE.test(id)) {
+      return { outcome: 'not-found' };
+    }
+    const row = await this.repo.findOne({
+      where: { id },
+      select: { id: true, status: true, errorReason: true },
+    });
+    if (!row) {
+      return { outcome: 'not-found' };
+    }
+    if (row.status !== 'error') {
+      return { outcome: 'wrong-status', status: row.status };
+    }
+    const now = new Date();
+    const result = await this.repo.update(
+      { id, status: 'error' },
+      {
+        status: 'ignored',
+        errorReason: row.errorReason
+          ? `skipped: ${reason}; error was: ${row.errorReason}`
+          : `skipped: ${reason}`,
+        processedAt: now,
+        held: false,
+        updatedAt: now,
+      },
+    );
+    return this.transitionResult(id, result.affected ?? 0);
+  }
+
+  private async transitionResult(id: string, affected: number): Promise<MessageTransition> {
+    const row = await this.repo.findOne({ where: { id }, select: SUMMARY_COLUMNS });
+    if (!row) {
+      return { outcome: 'not-found' };
+    }
+    if (affected === 0) {
+      return { outcome: 'wrong-status', status: row.status };
+    }
+    return { outcome: 'done', message: toSummary(row) };
   }
 
   /** A cheap round trip (readiness). */

@@ -41,6 +41,8 @@ describe('store migrations', () => {
         expect(await qr.hasTable('message')).toBe(true);
         const table = await qr.getTable('message');
         expect(table?.indices.map((i) => i.name).sort()).toEqual([
+          'message_held_idx',
+          'message_pending_idx',
           'message_received_at_idx',
           'message_resend_key',
           'message_status_received_at_idx',
@@ -51,8 +53,14 @@ describe('store migrations', () => {
         expect(await ds.showMigrations()).toBe(false);
 
         expect(await qr.hasTable('audit_log')).toBe(true);
+        for (const t of ['mpi_person', 'mpi_source_record', 'mpi_event', 'mpi_history']) {
+          expect(await qr.hasTable(t)).toBe(true);
+        }
 
         // down, newest first: every migration reverts cleanly.
+        await ds.undoLastMigration();
+        expect(await qr.hasTable('mpi_person')).toBe(false);
+        expect(await qr.hasColumn('message', 'held')).toBe(false);
         await ds.undoLastMigration();
         expect(await qr.hasTable('audit_log')).toBe(false);
         expect(await qr.hasTable('message')).toBe(true);
@@ -64,6 +72,7 @@ describe('store migrations', () => {
         expect(applied.map((m) => m.name)).toEqual([
           'CreateMessage1764316800000',
           'CreateAuditLog1764316800001',
+          'CreateMpi1764316800002',
         ]);
         expect(await qr.hasTable('message')).toBe(true);
         expect(await qr.hasTable('audit_log')).toBe(true);

@@ -36,6 +36,8 @@ export class MessageEntity implements StoredMessage {
    * with the dedup off) takes the next number. Not selected by default (internal to the store).
    */
   resendGeneration?: number;
+  /** True while this failed message holds its partition (worker failure policy `hold`). */
+  held?: boolean;
 }
 
 export const MESSAGE_TABLE = 'message';
@@ -50,6 +52,10 @@ export const MESSAGE_INDEXES = {
   resendKey: 'message_resend_key',
   statusReceivedAt: 'message_status_received_at_idx',
   receivedAt: 'message_received_at_idx',
+  /** (partition, id) WHERE status = 'received': each partition's pending messages in order. */
+  pending: 'message_pending_idx',
+  /** (partition) WHERE held: partitions stopped by a failed message (failure policy `hold`). */
+  held: 'message_held_idx',
 } as const;
 
 /** The TypeORM mapping of `MessageEntity` for one dialect. */
@@ -94,6 +100,12 @@ export function messageEntitySchema(dialect: StoreDialect): EntitySchema<Message
         default: 0,
         select: false,
       },
+      held: {
+        name: 'held',
+        type: 'boolean',
+        default: dialect === 'postgres' ? false : () => '0',
+        select: false,
+      },
     },
     indices: [
       {
@@ -103,6 +115,12 @@ export function messageEntitySchema(dialect: StoreDialect): EntitySchema<Message
       },
       { name: MESSAGE_INDEXES.statusReceivedAt, columns: ['status', 'receivedAt', 'id'] },
       { name: MESSAGE_INDEXES.receivedAt, columns: ['receivedAt', 'id'] },
+      {
+        name: MESSAGE_INDEXES.pending,
+        columns: ['partition', 'id'],
+        where: `"status" = 'received'`,
+      },
+      { name: MESSAGE_INDEXES.held, columns: ['partition'], where: `"held"` },
     ],
   });
 }

@@ -1,0 +1,788 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import type { DataSource } from 'typeorm';
+import { dialectOf, toSqliteTimestamp, type StoreDialect } from '@engine/store';
+import type { PrefetchKeys } from './apply';
+import type { EncounterRow, IdentifierRow, PersonRow, ResultRow, SourceRecordRow } from './rows';
+import { WorkingSet } from './working-set';
+
+/** A write lost a race (a row changed since it was read): retry the batch. */
+export class ConcurrentUpdateError extends Error {}
+
+/** A pending inbound message of a partition, as the pipeline loads it. */
+export interface PendingMessage {
+  id: string;
+  feed: string;
+  raw: Buffer;
+  receivedAt: Date;
+}
+
+/** The final status of one message, written with the MPI changes it caused. */
+export interface MessageStatusUpdate {
+  id: string;
+  status: 'processed' | 'ignored' | 'error';
+  errorCode: string | null;
+  errorReason: string | null;
+  /** Hold the partition (failure policy `hold`). */
+  held: boolean;
+}
+
+type ColType = 'uuid' | 'text' | 'json' | 'time' | 'int' | 'bigint' | 'bool';
+interface Col {
+  name: string;
+  type: ColType;
+}
+type Row = Record<string, unknown>;
+
+const PG_TYPES: Record<ColType, string> = {
+  uuid: 'uuid',
+  text: 'text',
+  json: 'jsonb',
+  time: 'timestamptz',
+  int: 'int4',
+  bigint: 'int8',
+  bool: 'bool',
+};
+
+function cols(spec: string): Col[] {
+  return spec.split(/\s*,\s*/).map((c) => {
+    const [name, type] = c.split(':');
+    return { name, type: type as ColType };
+  });
+}
+
+const PERSON_COLS = cols(
+  'euid:uuid, status:text, merged_into:uuid, golden:json, provenance:json, family_name:text, ' +
+    'given_name:text, birth_date:text, sex:text, version:int, created_at:time, updated_at:time',
+);
+const RECORD_COLS = cols(
+  'id:uuid, authority:text, mrn:text, person_euid:uuid, status:text, merged_into:uuid, ' +
+    'data:json, data_time:bigint, last_message_id:uuid, version:int, created_at:time, updated_at:time',
+);
+const IDENTIFIER_COLS = cols(
+  'source_record_id:uuid, authority:text, value:text, type:text, retired:bool',
+);
+const ENCOUNTER_COLS = cols(
+  'id:uuid, origin_record_id:uuid, visit_key:text, source_record_id:uuid, status:text, data:json, ' +
+    'data_time:bigint, created_at:time, updated_at:time',
+);
+const RESULT_COLS = cols(
+  'id:uuid, origin_record_id:uuid, order_key:text, source_record_id:uuid, status:text, data:json, ' +
+    'created_at:time, updated_at:time',
+);
+const EVENT_COLS = cols('type:text, euid:uuid, message_id:uuid, payload:json, created_at:time');
+const HISTORY_COLS = cols(
+  'id:uuid, kind:text, survivor_euid:uuid, subject_euid:uuid, source_record_id:uuid, ' +
+    'message_id:uuid, actor:text, reason:text, before:json, created_at:time',
+);
+const STATUS_COLS = cols(
+  'id:uuid, status:text, error_code:text, error_reason:text, held:bool, processed_at:time',
+);
+
+interface PgClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
+  release(err?: Error | boolean): void;
+}
+interface PgPool {
+  connect(): Promise<PgClient>;
+  query(text: string, values?: unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
+}
+
+/** One write: a statement over many rows, with the number of rows it must touch (or -1). */
+interface Write {
+  table: string;
+  kind: 'insert' | 'update' | 'delete-identifiers' | 'move' | 'status';
+  cols: Col[];
+  rows: Row[];
+  key?: string;
+  versioned?: boolean;
+}
+
+/**
+ * Loads the slice of the master patient index a batch needs into a {@link WorkingSet}, and
+ * writes a working set back with the messages' final statuses in one transaction, on
+ * PostgreSQL (set-based statements over `jsonb_to_recordset`, optimistic version checks) or
+ * SQLite (one synchronous better-sqlite3 transaction, so nothing else on the shared connection
+ * can interleave with it).
+ */
+export class MpiStore {
+  readonly dialect: StoreDialect;
+
+  constructor(private readonly dataSource: DataSource) {
+    this.dialect = dialectOf(dataSource);
+  }
+
+  private get pool(): PgPool {
+    return (this.dataSource.driver as unknown as { master: PgPool }).master;
+  }
+
+  private get sqlite(): BetterSqlite3.Database {
+    return (this.dataSource.driver as unknown as { databaseConnection: BetterSqlite3.Database })
+      .databaseConnection;
+  }
+
+  private async read(sql: string, params: unknown[]): Promise<Row[]> {
+    if (this.dialect === 'postgres') {
+      return (await this.pool.query(sql, params)).rows;
+    }
+    return this.sqlite.prepare(sql).all(...params.map(sqliteParam)) as Row[];
+  }
+
+  /** `col IN (…)` for a list of values (PostgreSQL: `= ANY($n)`). */
+  private inList(col: string, values: unknown[], params: unknown[], pgType = 'text'): string {
+    if (this.dialect === 'postgres') {
+      params.push(values);
+      return `${col} = ANY($${params.length}::${pgType}[])`;
+    }
+    params.push(...values);
+    return `${col} IN (${values.map(() => '?').join(', ')})`;
+  }
+
+  private p(params: unknown[], value: unknown): string {
+    params.push(value);
+    return this.dialect === 'postgres' ? `$${params.length}` : '?';
+  }
+
+  // ---- messages ------------------------------------------------------------------------
+
+  /** Pending messages of a partition up to `upToId`, oldest first. */
+  async loadPending(partition: number, upToId: string, limit: number): Promise<PendingMessage[]> {
+    const params: unknown[] = [];
+    const sql =
+      `SELECT "id", "feed", "raw", "received_at" FROM "message" WHERE "partition" = ${this.p(params, partition)} ` +
+      `AND "status" = 'received' AND "id" <= ${this.p(params, upToId)} ORDER BY "id" LIMIT ${this.p(params, limit)}`;
+    const rows = await this.read(sql, params);
+    return rows.map((r) => ({
+      id: String(r.id),
+      feed: String(r.feed),
+      raw: r.raw as Buffer,
+      receivedAt: toDate(r.received_at),
+    }));
+  }
+
+  /** Whether a partition has a pending message older than `beforeId`. */
+  async hasPendingBefore(partition: number, beforeId: string): Promise<boolean> {
+    const params: unknown[] = [];
+    const rows = await this.read(
+      `SELECT 1 AS x FROM "message" WHERE "partition" = ${this.p(params, partition)} ` +
+        `AND "status" = 'received' AND "id" < ${this.p(params, beforeId)} LIMIT 1`,
+      params,
+    );
+    return rows.length > 0;
+  }
+
+  /** Whether a failed message holds the partition. */
+  async isHeld(partition: number): Promise<boolean> {
+    const params: unknown[] = [];
+    const rows = await this.read(
+      `SELECT 1 AS x FROM "message" WHERE "partition" = ${this.p(params, partition)} AND "held" LIMIT 1`,
+      params,
+    );
+    return rows.length > 0;
+  }
+
+  // ---- prefetch ------------------------------------------------------------------------
+
+  /** Loads what applying messages with these keys needs. */
+  async prefetch(keys: PrefetchKeys): Promise<WorkingSet> {
+    const ws = new WorkingSet();
+    const unique = new Map(keys.records.map(([a, m]) => [`${a}\u001f${m}`, [a, m] as const]));
+    if (unique.size > 0) {
+      const params: unknown[] = [];
+      let where: string;
+      if (this.dialect === 'postgres') {
+        params.push(
+          [...unique.values()].map(([a]) => a),
+          [...unique.values()].map(([, m]) => m),
+        );
+        where = `("authority", "mrn") IN (SELECT * FROM unnest($1::text[], $2::text[]))`;
+      } else {
+        where = `("authority", "mrn") IN (VALUES ${[...unique.values()]
+          .map(([a, m]) => {
+            params.push(a, m);
+            return '(?, ?)';
+          })
+          .join(', ')})`;
+      }
+      for (const r of await this.read(`SELECT * FROM "mpi_source_record" WHERE ${where}`, params)) {
+        ws.addRecord(recordFromRow(r));
+      }
+      unique.forEach(([a, m]) => ws.markKeyLoaded(a, m));
+    }
+    if (keys.ssns.size > 0) {
+      const params: unknown[] = [];
+      const rows = await this.read(
+        `SELECT r.*, i."value" AS ssn FROM "mpi_identifier" i JOIN "mpi_source_record" r ON r."id" = i."source_record_id" ` +
+          `WHERE i."type" = 'SS' AND NOT i."retired" AND r."status" = 'active' AND ${this.inList('i."value"', [...keys.ssns], params)}`,
+        params,
+      );
+      const bySsn = new Map<string, string[]>([...keys.ssns].map((s) => [s, []]));
+      for (const r of rows) {
+        ws.addRecord(recordFromRow(r));
+        bySsn.get(String(r.ssn))?.push(String(r.id));
+      }
+      bySsn.forEach((ids, ssn) => ws.markSsnLoaded(ssn, ids));
+    }
+    await this.closeOver(ws);
+    const ids = [...ws.records.keys()];
+    if (ids.length > 0) {
+      await this.loadIdentifiers(ws, ids);
+      await this.loadChildren(ws, ids, keys);
+    }
+    return ws;
+  }
+
+  /** Adds merge targets, persons, and every record of those persons, until nothing is new. */
+  private async closeOver(ws: WorkingSet): Promise<void> {
+    for (let round = 0; round < 16; round++) {
+      const missingRecords = new Set<string>();
+      const missingPersons = new Set<string>();
+      for (const r of ws.records.values()) {
+        if (r.mergedInto && !ws.records.has(r.mergedInto)) {
+          missingRecords.add(r.mergedInto);
+        }
+        if (!ws.isPersonComplete(r.personEuid)) {
+          missingPersons.add(r.personEuid);
+        }
+      }
+      if (missingRecords.size === 0 && missingPersons.size === 0) {
+        return;
+      }
+      if (missingRecords.size > 0) {
+        const params: unknown[] = [];
+        for (const r of await this.read(
+          `SELECT * FROM "mpi_source_record" WHERE ${this.inList('"id"', [...missingRecords], params, 'uuid')}`,
+          params,
+        )) {
+          ws.addRecord(recordFromRow(r));
+        }
+      }
+      if (missingPersons.size > 0) {
+        const euids = [...missingPersons];
+        let params: unknown[] = [];
+        for (const p of await this.read(
+          `SELECT * FROM "mpi_person" WHERE ${this.inList('"euid"', euids, params, 'uuid')}`,
+          params,
+        )) {
+          ws.addPerson(personFromRow(p));
+        }
+        params = [];
+        for (const r of await this.read(
+          `SELECT * FROM "mpi_source_record" WHERE ${this.inList('"person_euid"', euids, params, 'uuid')}`,
+          params,
+        )) {
+          ws.addRecord(recordFromRow(r));
+        }
+        euids.forEach((e) => ws.markPersonComplete(e));
+      }
+    }
+    throw new Error('MPI prefetch did not converge (merge chain too long?)');
+  }
+
+  private async loadIdentifiers(ws: WorkingSet, ids: string[]): Promise<void> {
+    const params: unknown[] = [];
+    const rows = await this.read(
+      `SELECT * FROM "mpi_identifier" WHERE ${this.inList('"source_record_id"', ids, params, 'uuid')}`,
+      params,
+    );
+    for (const row of rows) {
+      ws.records.get(String(row.source_record_id))?.identifiers.push(identifierFromRow(row));
+    }
+  }
+
+  private async loadChildren(ws: WorkingSet, ids: string[], keys: PrefetchKeys): Promise<void> {
+    if (keys.visitKeys.size > 0) {
+      const params: unknown[] = [];
+      const rows = await this.read(
+        `SELECT * FROM "mpi_encounter" WHERE ${this.inList('"source_record_id"', ids, params, 'uuid')} ` +
+          `AND ${this.inList('"visit_key"', [...keys.visitKeys], params)}`,
+        params,
+      );
+      rows.forEach((r) => ws.addEncounter(encounterFromRow(r)));
+    }
+    if (keys.orderKeys.size > 0) {
+      const params: unknown[] = [];
+      const rows = await this.read(
+        `SELECT * FROM "mpi_result" WHERE ${this.inList('"source_record_id"', ids, params, 'uuid')} ` +
+          `AND ${this.inList('"order_key"', [...keys.orderKeys], params)}`,
+        params,
+      );
+      rows.forEach((r) => ws.addResult(resultFromRow(r)));
+    }
+    ids.forEach((id) => ws.markChildrenLoaded(id));
+  }
+
+  // ---- flush ---------------------------------------------------------------------------
+
+  /**
+   * Writes the working set and the message statuses in one transaction. Throws
+   * {@link ConcurrentUpdateError} (nothing written) when another writer changed a person or a
+   * record since the prefetch, or a message is no longer pending.
+   */
+  async flush(ws: WorkingSet, statuses: MessageStatusUpdate[], now: Date): Promise<void> {
+    const writes = this.plan(ws, statuses, now);
+    if (this.dialect === 'postgres') {
+      await this.flushPg(writes);
+    } else {
+      this.flushSqlite(writes);
+    }
+  }
+
+  private plan(ws: WorkingSet, statuses: MessageStatusUpdate[], now: Date): Write[] {
+    const pick = <T>(ids: Set<string>, map: Map<string, T>) => [...ids].map((id) => map.get(id)!);
+    const persons = (set: Set<string>) => pick(set, ws.persons).map(personToRow);
+    const records = (set: Set<string>) => pick(set, ws.records).map(recordToRow);
+    const moves = resolveMoves(ws.moves.map((m) => ({ ...m })));
+    const identifierRows = [...ws.dirtyIdentifiers].flatMap((id) =>
+      ws.records.get(id)!.identifiers.map((i) => ({ source_record_id: id, ...i })),
+    );
+    return [
+      { table: 'mpi_person', kind: 'insert', cols: PERSON_COLS, rows: persons(ws.newPersons) },
+      {
+        table: 'mpi_person',
+        kind: 'update',
+        cols: PERSON_COLS,
+        rows: persons(ws.dirtyPersons),
+        key: 'euid',
+        versioned: true,
+      },
+      {
+        table: 'mpi_source_record',
+        kind: 'insert',
+        cols: RECORD_COLS,
+        rows: records(ws.newRecords),
+      },
+      {
+        table: 'mpi_source_record',
+        kind: 'update',
+        cols: RECORD_COLS,
+        rows: records(ws.dirtyRecords),
+        key: 'id',
+        versioned: true,
+      },
+      {
+        table: 'mpi_identifier',
+        kind: 'delete-identifiers',
+        cols: [],
+        rows: [...ws.dirtyIdentifiers].filter((id) => !ws.newRecords.has(id)).map((id) => ({ id })),
+      },
+      { table: 'mpi_identifier', kind: 'insert', cols: IDENTIFIER_COLS, rows: identifierRows },
+      // Moves are resolved first (each source to where it ends), so their order no longer matters.
+      { table: 'mpi_encounter', kind: 'move', cols: [], rows: moves },
+      { table: 'mpi_result', kind: 'move', cols: [], rows: moves },
+      {
+        table: 'mpi_encounter',
+        kind: 'insert',
+        cols: ENCOUNTER_COLS,
+        rows: pick(ws.newEncounters, ws.encounters).map(encounterToRow),
+      },
+      {
+        table: 'mpi_encounter',
+        kind: 'update',
+        cols: ENCOUNTER_COLS,
+        rows: pick(ws.dirtyEncounters, ws.encounters).map(encounterToRow),
+        key: 'id',
+      },
+      {
+        table: 'mpi_result',
+        kind: 'insert',
+        cols: RESULT_COLS,
+        rows: pick(ws.newResults, ws.results).map(resultToRow),
+      },
+      {
+        table: 'mpi_result',
+        kind: 'update',
+        cols: RESULT_COLS,
+        rows: pick(ws.dirtyResults, ws.results).map(resultToRow),
+        key: 'id',
+      },
+      {
+        table: 'mpi_event',
+        kind: 'insert',
+        cols: EVENT_COLS,
+        rows: ws.events.map((e) => ({
+          type: e.type,
+          euid: e.euid,
+          message_id: e.messageId,
+          payload: e.payload,
+          created_at: e.createdAt,
+        })),
+      },
+      {
+        table: 'mpi_history',
+        kind: 'insert',
+        cols: HISTORY_COLS,
+        rows: ws.history.map((h) => ({
+          id: h.id,
+          kind: h.kind,
+          survivor_euid: h.survivorEuid,
+          subject_euid: h.subjectEuid,
+          source_record_id: h.sourceRecordId,
+          message_id: h.messageId,
+          actor: h.actor,
+          reason: h.reason,
+          before: h.before,
+          created_at: h.createdAt,
+        })),
+      },
+      {
+        table: 'message',
+        kind: 'status',
+        cols: STATUS_COLS,
+        rows: statuses.map((s) => ({
+          id: s.id,
+          status: s.status,
+          error_code: s.errorCode,
+          error_reason: s.errorReason,
+          held: s.held,
+          processed_at: now,
+        })),
+      },
+    ].filter((w) => w.rows.length > 0) as Write[];
+  }
+
+  private async flushPg(writes: Write[]): Promise<void> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      for (const w of writes) {
+        const { sql, params } = pgStatement(w);
+        const res = await client.query(sql, params);
+        if ((w.versioned || w.kind === 'status') && res.rowCount !== w.rows.length) {
+          throw new ConcurrentUpdateError(
+            `${w.table}: ${w.rows.length - (res.rowCount ?? 0)} row(s) changed by another writer`,
+          );
+        }
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      if (isUniqueViolation(err)) {
+        throw new ConcurrentUpdateError(`a row was created by another writer`);
+      }
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  private flushSqlite(writes: Write[]): void {
+    const db = this.sqlite;
+    const run = db.transaction(() => {
+      for (const w of writes) {
+        const { sql, rowParams } = sqliteStatement(w);
+        const stmt = db.prepare(sql);
+        for (const row of w.rows) {
+          const changes = stmt.run(...rowParams(row)).changes;
+          if ((w.versioned || w.kind === 'status') && changes !== 1) {
+            throw new ConcurrentUpdateError(`${w.table}: row changed by another writer`);
+          }
+        }
+      }
+    });
+    try {
+      run.immediate();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new ConcurrentUpdateError(`a row was created by another writer`);
+      }
+      throw err;
+    }
+  }
+}
+
+// ---- statements --------------------------------------------------------------------------
+
+function recordset(cols: Col[]): string {
+  return `jsonb_to_recordset($1::jsonb) AS x(${cols.map((c) => `"${c.name}" ${PG_TYPES[c.type]}`).join(', ')})`;
+}
+
+function pgStatement(w: Write): { sql: string; params: unknown[] } {
+  const names = w.cols.map((c) => `"${c.name}"`).join(', ');
+  switch (w.kind) {
+    case 'insert':
+      return {
+        sql: `INSERT INTO "${w.table}" (${names}) SELECT ${names} FROM ${recordset(w.cols)}`,
+        params: [JSON.stringify(w.rows)],
+      };
+    case 'update': {
+      const set = w.cols
+        .filter((c) => c.name !== w.key)
+        .map((c) =>
+          c.name === 'version' ? `"version" = x."version" + 1` : `"${c.name}" = x."${c.name}"`,
+        )
+        .join(', ');
+      const check = w.versioned ? ` AND t."version" = x."version"` : '';
+      return {
+        sql: `UPDATE "${w.table}" t SET ${set} FROM ${recordset(w.cols)} WHERE t."${w.key}" = x."${w.key}"${check}`,
+        params: [JSON.stringify(w.rows)],
+      };
+    }
+    case 'delete-identifiers':
+      return {
+        sql: `DELETE FROM "mpi_identifier" WHERE "source_record_id" = ANY($1::uuid[])`,
+        params: [w.rows.map((r) => r.id)],
+      };
+    case 'move':
+      return {
+        sql:
+          `UPDATE "${w.table}" t SET "source_record_id" = x."toRecordId" FROM ${recordset(MOVE_COLS)} ` +
+          `WHERE t."source_record_id" = x."fromRecordId"`,
+        params: [JSON.stringify(w.rows)],
+      };
+    case 'status':
+      return {
+        sql:
+          `UPDATE "message" t SET "status" = x."status", "error_code" = x."error_code", ` +
+          `"error_reason" = x."error_reason", "held" = x."held", "processed_at" = x."processed_at", ` +
+          `"updated_at" = now() FROM ${recordset(w.cols)} WHERE t."id" = x."id" AND t."status" = 'received'`,
+        params: [JSON.stringify(w.rows)],
+      };
+  }
+}
+
+const MOVE_COLS: Col[] = [
+  { name: 'fromRecordId', type: 'uuid' },
+  { name: 'toRecordId', type: 'uuid' },
+];
+
+/** Maps each moved-from record to where its children end after every move of the batch. */
+function resolveMoves(rows: Row[]): Row[] {
+  const next = new Map<string, string>();
+  for (const r of rows) {
+    next.set(String(r.fromRecordId), String(r.toRecordId));
+  }
+  const out: Row[] = [];
+  for (const from of next.keys()) {
+    let to = next.get(from)!;
+    for (let i = 0; i < 64 && next.has(to) && next.get(to) !== from; i++) {
+      to = next.get(to)!;
+    }
+    out.push({ fromRecordId: from, toRecordId: to });
+  }
+  return out;
+}
+
+function sqliteStatement(w: Write): { sql: string; rowParams: (row: Row) => unknown[] } {
+  const values = (row: Row, list: Col[]) => list.map((c) => sqliteValue(c.type, row[c.name]));
+  switch (w.kind) {
+    case 'insert':
+      return {
+        sql: `INSERT INTO "${w.table}" (${w.cols.map((c) => `"${c.name}"`).join(', ')}) VALUES (${w.cols.map(() => '?').join(', ')})`,
+        rowParams: (row) => values(row, w.cols),
+      };
+    case 'update': {
+      const rest = w.cols.filter((c) => c.name !== w.key);
+      const key = w.cols.find((c) => c.name === w.key)!;
+      const set = rest
+        .map((c) => (c.name === 'version' ? `"version" = ? + 1` : `"${c.name}" = ?`))
+        .join(', ');
+      const check = w.versioned ? ` AND "version" = ?` : '';
+      return {
+        sql: `UPDATE "${w.table}" SET ${set} WHERE "${w.key}" = ?${check}`,
+        rowParams: (row) => [
+          ...values(row, rest),
+          sqliteValue(key.type, row[key.name]),
+          ...(w.versioned ? [row.version] : []),
+        ],
+      };
+    }
+    case 'delete-identifiers':
+      return {
+        sql: `DELETE FROM "mpi_identifier" WHERE "source_record_id" = ?`,
+        rowParams: (row) => [row.id],
+      };
+    case 'move':
+      return {
+        sql: `UPDATE "${w.table}" SET "source_record_id" = ? WHERE "source_record_id" = ?`,
+        rowParams: (row) => [row.toRecordId, row.fromRecordId],
+      };
+    case 'status':
+      return {
+        sql:
+          `UPDATE "message" SET "status" = ?, "error_code" = ?, "error_reason" = ?, "held" = ?, ` +
+          `"processed_at" = ?, "updated_at" = ? WHERE "id" = ? AND "status" = 'received'`,
+        rowParams: (row) => [
+          row.status,
+          row.error_code,
+          row.error_reason,
+          row.held ? 1 : 0,
+          toSqliteTimestamp(row.processed_at as Date),
+          toSqliteTimestamp(row.processed_at as Date),
+          row.id,
+        ],
+      };
+  }
+}
+
+function sqliteValue(type: ColType, v: unknown): unknown {
+  if (v === undefined || v === null) {
+    return null;
+  }
+  switch (type) {
+    case 'json':
+      return JSON.stringify(v);
+    case 'time':
+      return toSqliteTimestamp(v as Date);
+    case 'bool':
+      return v ? 1 : 0;
+    case 'bigint':
+    case 'int':
+    case 'text':
+    case 'uuid':
+      return v;
+  }
+}
+
+function sqliteParam(v: unknown): unknown {
+  return typeof v === 'boolean' ? (v ? 1 : 0) : v;
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === '23505';
+}
+
+// ---- row mapping -------------------------------------------------------------------------
+
+function toDate(v: unknown): Date {
+  if (v instanceof Date) {
+    return v;
+  }
+  const s = String(v);
+  return new Date(s.includes('T') ? s : `${s.replace(' ', 'T')}Z`);
+}
+
+function json<T>(v: unknown): T {
+  return (typeof v === 'string' ? JSON.parse(v) : v) as T;
+}
+
+function personFromRow(r: Row): PersonRow {
+  return {
+    euid: String(r.euid),
+    status: r.status as PersonRow['status'],
+    mergedInto: (r.merged_into as string | null) ?? null,
+    golden: json(r.golden),
+    provenance: json(r.provenance),
+    version: Number(r.version),
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+  };
+}
+
+function personToRow(p: PersonRow): Row {
+  const name = p.golden.name;
+  return {
+    euid: p.euid,
+    status: p.status,
+    merged_into: p.mergedInto,
+    golden: p.golden,
+    provenance: p.provenance,
+    family_name: name?.family?.toUpperCase() ?? '',
+    given_name: name?.given?.toUpperCase() ?? '',
+    birth_date: p.golden.birthDate?.value ?? '',
+    sex: p.golden.sex ?? '',
+    version: p.version,
+    created_at: p.createdAt,
+    updated_at: p.updatedAt,
+  };
+}
+
+function recordFromRow(r: Row): SourceRecordRow {
+  return {
+    id: String(r.id),
+    authority: String(r.authority),
+    mrn: String(r.mrn),
+    personEuid: String(r.person_euid),
+    status: r.status as SourceRecordRow['status'],
+    mergedInto: (r.merged_into as string | null) ?? null,
+    data: json(r.data),
+    dataTime: Number(r.data_time),
+    lastMessageId: (r.last_message_id as string | null) ?? null,
+    version: Number(r.version),
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+    identifiers: [],
+  };
+}
+
+function recordToRow(r: SourceRecordRow): Row {
+  return {
+    id: r.id,
+    authority: r.authority,
+    mrn: r.mrn,
+    person_euid: r.personEuid,
+    status: r.status,
+    merged_into: r.mergedInto,
+    data: r.data,
+    data_time: r.dataTime,
+    last_message_id: r.lastMessageId,
+    version: r.version,
+    created_at: r.createdAt,
+    updated_at: r.updatedAt,
+  };
+}
+
+function identifierFromRow(r: Row): IdentifierRow {
+  return {
+    authority: String(r.authority),
+    value: String(r.value),
+    type: String(r.type),
+    retired: r.retired === true || r.retired === 1,
+  };
+}
+
+function encounterFromRow(r: Row): EncounterRow {
+  return {
+    id: String(r.id),
+    originRecordId: String(r.origin_record_id),
+    visitKey: String(r.visit_key),
+    sourceRecordId: String(r.source_record_id),
+    status: r.status as EncounterRow['status'],
+    data: json(r.data),
+    dataTime: Number(r.data_time),
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+  };
+}
+
+function encounterToRow(e: EncounterRow): Row {
+  return {
+    id: e.id,
+    origin_record_id: e.originRecordId,
+    visit_key: e.visitKey,
+    source_record_id: e.sourceRecordId,
+    status: e.status,
+    data: e.data,
+    data_time: e.dataTime,
+    created_at: e.createdAt,
+    updated_at: e.updatedAt,
+  };
+}
+
+function resultFromRow(r: Row): ResultRow {
+  return {
+    id: String(r.id),
+    originRecordId: String(r.origin_record_id),
+    orderKey: String(r.order_key),
+    sourceRecordId: String(r.source_record_id),
+    status: String(r.status),
+    data: json(r.data),
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+  };
+}
+
+function resultToRow(r: ResultRow): Row {
+  return {
+    id: r.id,
+    origin_record_id: r.originRecordId,
+    order_key: r.orderKey,
+    source_record_id: r.sourceRecordId,
+    status: r.status,
+    data: r.data,
+    created_at: r.createdAt,
+    updated_at: r.updatedAt,
+  };
+}
