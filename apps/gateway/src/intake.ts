@@ -6,6 +6,7 @@ import {
   type Hl7Message,
   Hl7ParseError,
   parseMessage,
+  patientKeys,
 } from '@engine/hl7';
 import { type FeedConfig, matchesTypePattern } from '@engine/config';
 
@@ -45,18 +46,12 @@ function reject(code: RejectCode, outcome: Rejection['outcome'], error: AckError
   return { code, outcome, error: { severity: 'E', ...error } };
 }
 
-/** Patient key used for partitioning: first PID-3 id ^ its authority; falls back to PID-2. */
+/**
+ * Patient key used for partitioning (see `patientKeys`): MRG-1 for merges, else the first PID-3
+ * id ^ its authority, falling back to PID-2.
+ */
 export function patientKey(msg: Hl7Message): string {
-  const id = msg.get('PID-3[1].1') ?? '';
-  if (id !== '') {
-    const authority = msg.get('PID-3[1].4.1') || msg.get('PID-3[1].4.2') || '';
-    return `${id}^${authority}`;
-  }
-  const external = msg.get('PID-2.1') ?? '';
-  if (external !== '') {
-    return `${external}^${msg.get('PID-2.4.1') ?? ''}`;
-  }
-  return '';
+  return patientKeys(msg).primary;
 }
 
 /** Parse the header and check what the feed accepts. Never throws. */

@@ -81,7 +81,9 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
       autorun: false,
       // Blocking fetch: wake up at least every second to notice a lost lease.
       drainDelay: 1,
-      lockDuration: 60_000,
+      // Jobs of a worker that died go back to waiting about as fast as its partitions move.
+      lockDuration: Math.max(4000, this.config.worker.leaseSeconds * 2000),
+      stalledInterval: Math.max(2000, this.config.worker.leaseSeconds * 1000),
     });
     worker.on('error', (err) => this.logger.warn(`partition ${partition}: ${err.message}`));
     const consumer: Consumer = { partition, worker, stopping: false, done: Promise.resolve() };

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { parseMessage, type Hl7Message } from '@engine/hl7';
+import { parseMessage, patientKeys, type Hl7Message } from '@engine/hl7';
 import { ENGINE_CONFIG, type EngineConfig } from '@engine/config';
 import {
   ApplyCrashError,
@@ -34,7 +34,7 @@ export interface DrainStats {
 const CONFLICT_RETRIES = 5;
 
 interface Prepared extends BatchItem {
-  /** Partitions of the other patients the message names (MRG prior id, second PID). */
+  /** Partitions of the patients the message names (PID-3s, MRG-1). */
   otherPartitions: number[];
 }
 
@@ -193,23 +193,9 @@ export class PipelineService {
     }
   }
 
-  /** Partitions of the MRG-1 prior id and of every PID after the first (same key as the gateway). */
+  /** Partitions of every patient the message names (the own one is skipped by the caller). */
   private otherPartitions(msg: Hl7Message): number[] {
-    const keys: string[] = [];
-    const mrg = msg.segment('MRG');
-    if (mrg) {
-      const id = mrg.get('1[1].1') ?? '';
-      if (id !== '') {
-        keys.push(`${id}^${mrg.get('1[1].4.1') || mrg.get('1[1].4.2') || ''}`);
-      }
-    }
-    const pids = msg.segments().filter((s) => s.name === 'PID');
-    for (const pid of pids.slice(1)) {
-      const id = pid.get('3[1].1') ?? '';
-      if (id !== '') {
-        keys.push(`${id}^${pid.get('3[1].4.1') || pid.get('3[1].4.2') || ''}`);
-      }
-    }
-    return [...new Set(keys.map((k) => partitionOf(k, this.config.engine.partitions)))];
+    const partitions = this.config.engine.partitions;
+    return [...new Set(patientKeys(msg).all.map((k) => partitionOf(k, partitions)))];
   }
 }

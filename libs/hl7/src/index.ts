@@ -25,3 +25,4 @@ export {
   errorText,
 } from './ack';
 export * from './mllp';
+export { patientKeys, type PatientKeys } from './keys';

@@ -265,7 +265,7 @@ class MessageRun {
         this.ws.touchPerson(person);
       }
     }
-    if (updateDemographics && this.time >= existing.dataTime) {
+    if (updateDemographics && !this.isStale(existing)) {
       const data = mergePatient(existing.data, patient);
       const changed = changedFields(existing.data, data);
       const advanced =
@@ -284,6 +284,19 @@ class MessageRun {
       }
     }
     return existing;
+  }
+
+  /**
+   * Older than what the record holds: an earlier event time, or the same time from a message
+   * that arrived earlier than the one applied last (message ids are in arrival order).
+   */
+  private isStale(rec: SourceRecordRow): boolean {
+    return (
+      this.time < rec.dataTime ||
+      (this.time === rec.dataTime &&
+        rec.lastMessageId !== null &&
+        this.meta.messageId < rec.lastMessageId)
+    );
   }
 
   private createRecord(patient: PatientRecord, status: SourceRecordRow['status'] = 'active') {
@@ -452,6 +465,7 @@ class MessageRun {
           sourceRecordId: owner.id,
           status: order.status ?? '',
           data,
+          dataTime: this.time,
           createdAt: this.ctx.now,
           updatedAt: this.ctx.now,
         };
@@ -460,9 +474,10 @@ class MessageRun {
         this.changed = true;
         continue;
       }
-      if (jsonEqual(found.data, data)) {
-        continue;
+      if (this.time < found.dataTime || jsonEqual(found.data, data)) {
+        continue; // an older report, or nothing new
       }
+      found.dataTime = this.time;
       found.data = data;
       found.status = order.status ?? found.status;
       found.updatedAt = this.ctx.now;
@@ -694,7 +709,7 @@ class MessageRun {
   /** A29: the source record is deleted; a person left without active records is deleted. */
   deletePerson(patient: PatientRecord): void {
     const rec = this.ws.recordByKey(patient.authority, patient.mrn as string);
-    if (!rec || rec.status !== 'active' || this.time < rec.dataTime) {
+    if (!rec || rec.status !== 'active' || this.isStale(rec)) {
       return;
     }
     const before = { record: snapshotRecord(rec) };

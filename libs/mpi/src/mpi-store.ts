@@ -67,7 +67,7 @@ const ENCOUNTER_COLS = cols(
 );
 const RESULT_COLS = cols(
   'id:uuid, origin_record_id:uuid, order_key:text, source_record_id:uuid, status:text, data:json, ' +
-    'created_at:time, updated_at:time',
+    'data_time:bigint, created_at:time, updated_at:time',
 );
 const EVENT_COLS = cols('type:text, euid:uuid, message_id:uuid, payload:json, created_at:time');
 const HISTORY_COLS = cols(
@@ -769,6 +769,7 @@ function resultFromRow(r: Row): ResultRow {
     sourceRecordId: String(r.source_record_id),
     status: String(r.status),
     data: json(r.data),
+    dataTime: Number(r.data_time),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
   };
@@ -782,6 +783,7 @@ function resultToRow(r: ResultRow): Row {
     source_record_id: r.sourceRecordId,
     status: r.status,
     data: r.data,
+    data_time: r.dataTime,
     created_at: r.createdAt,
     updated_at: r.updatedAt,
   };

@@ -168,6 +168,7 @@ class Fixture {
         notes: [],
         observations: [],
       },
+      data_time: 0,
       created_at: at,
       updated_at: at,
     });

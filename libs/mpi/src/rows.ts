@@ -77,6 +77,8 @@ export interface ResultRow {
   /** OBR-25 result status (F, C, P, …); '' when not sent. */
   status: string;
   data: OrderResult;
+  /** Epoch ms of the newest message applied (an older report never overwrites a newer one). */
+  dataTime: number;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -109,6 +109,7 @@ export class CreateMpi1764316800002 implements MigrationInterface {
       "source_record_id" ${uuid} NOT NULL,
       "status" text NOT NULL,
       "data" ${json} NOT NULL,
+      "data_time" ${big} NOT NULL,
       "created_at" ${ts} NOT NULL,
       "updated_at" ${ts} NOT NULL
     )`);
