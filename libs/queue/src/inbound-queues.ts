@@ -28,6 +28,8 @@ export const INBOUND_JOB_OPTIONS: JobsOptions = {
 export class InboundQueues implements OnApplicationShutdown {
   private readonly logger = new Logger(InboundQueues.name);
   private readonly queues: Queue<InboundJobData>[] = [];
+  /** Job options with the configured attempts and backoff (`worker.attempts`, `backoffMs`). */
+  private readonly jobOptions: JobsOptions;
   private readonly redis: Redis;
   readonly prefix: string;
   /** Coalescing of enqueueSoon(): items waiting for the flush after the one in flight. */
@@ -37,6 +39,11 @@ export class InboundQueues implements OnApplicationShutdown {
 
   constructor(@Inject(SETTINGS) settings: Settings, @Inject(ENGINE_CONFIG) config: EngineConfig) {
     this.prefix = settings.QUEUE_PREFIX;
+    this.jobOptions = {
+      ...INBOUND_JOB_OPTIONS,
+      attempts: config.worker.attempts,
+      backoff: { type: 'exponential', delay: config.worker.backoffMs },
+    };
     const connection = redisConnection(settings.REDIS_URL, 'producer');
     this.redis = new Redis({ ...connection, enableOfflineQueue: true } as RedisOptions);
     this.redis.on('error', (err: Error) => this.logger.warn(`redis: ${err.message}`));
@@ -80,7 +87,7 @@ export class InboundQueues implements OnApplicationShutdown {
         this.queue(data.partition),
         JOB.inboundMessage,
         data,
-        { ...INBOUND_JOB_OPTIONS, jobId },
+        { ...this.jobOptions, jobId },
         jobId,
       );
       void job.addJob(pipeline, { parentDependenciesKey: '' });
