@@ -390,6 +390,100 @@ describe.each(['postgres', 'sqlite'] as const)('MpiPipeline on %s', (dialect) =>
     ]);
   });
 
+  it('visit events move the encounter through its states; A23 deletes it; A42 merges visits', async () => {
+    const pv1 = (loc: string, visit: string, extra = '') =>
+      `PV1|1|I|${loc}^1^1||||||||||||||||${visit}${extra}`;
+    const enc = async (visit: string) => {
+      const [e] = await q(`SELECT status, data FROM mpi_encounter WHERE visit_key = $1`, [visit]);
+      return { status: e.status, data: obj(e.data) };
+    };
+    await run([msg('A01', '20240112080000', [pid({ mrn: 'V1' }), pv1('W1', 'VV1')])]);
+    expect(await enc('VV1')).toMatchObject({ status: 'in-progress', data: { class: 'I' } });
+    const transfer = await run([
+      msg('A02', '20240112090000', [pid({ mrn: 'V1' }), pv1('W2', 'VV1')]),
+    ]);
+    expect(await eventsOf(transfer.ids)).toEqual(['encounter.updated']);
+    expect((await enc('VV1')).data.location.pointOfCare).toBe('W2');
+    const discharge = 'PV1|1|I|W2^1^1||||||||||||||||VV1' + '|'.repeat(26) + '20240112100000';
+    await run([msg('A03', '20240112100000', [pid({ mrn: 'V1' }), discharge])]);
+    expect(await enc('VV1')).toMatchObject({
+      status: 'finished',
+      data: { dischargeAt: { value: '2024-01-12T10:00:00' } },
+    });
+    await run([msg('A13', '20240112110000', [pid({ mrn: 'V1' }), pv1('W2', 'VV1')])]);
+    const cancelled = await enc('VV1');
+    expect(cancelled.status).toBe('in-progress');
+    expect(cancelled.data.dischargeAt).toBeUndefined();
+    // An A03 older than the A13 does not finish it again.
+    await run([msg('A03', '20240112103000', [pid({ mrn: 'V1' }), discharge])]);
+    expect((await enc('VV1')).status).toBe('in-progress');
+
+    await run([msg('A01', '20240112120000', [pid({ mrn: 'V1' }), pv1('W3', 'VV2')])]);
+    await run([msg('A11', '20240112121000', [pid({ mrn: 'V1' }), pv1('W3', 'VV2')])]);
+    expect((await enc('VV2')).status).toBe('cancelled');
+    const del = await run([msg('A23', '20240112122000', [pid({ mrn: 'V1' }), pv1('W3', 'VV2')])]);
+    expect(await eventsOf(del.ids)).toEqual(['encounter.deleted']);
+    expect((await enc('VV2')).status).toBe('entered-in-error');
+
+    await run([msg('A01', '20240112130000', [pid({ mrn: 'V1' }), pv1('W4', 'VV3')])]);
+    const merge = await run([
+      msg('A42', '20240112140000', [
+        pid({ mrn: 'V1' }),
+        'MRG|V1^^^HOSP^MR||||VV3',
+        pv1('W4', 'VV1'),
+      ]),
+    ]);
+    expect(await eventsOf(merge.ids)).toContain('encounter.merged');
+    expect((await enc('VV3')).status).toBe('merged');
+  });
+
+  it('survivorship: mostTrusted takes the name from the trusted authority, with provenance', async () => {
+    const trusted = new MpiPipeline(new MpiStore(ds), {
+      survivorship: {
+        default: 'mostRecent',
+        trustedAuthorities: ['REG'],
+        fields: { name: 'mostTrusted' },
+      },
+    });
+    await run(
+      [
+        msg('A04', '20240113100000', [
+          pid({
+            mrn: 'T1',
+            auth: 'REG',
+            family: 'TRUSTED',
+            ssn: '345-67-8912',
+            dob: '19650505',
+            sex: 'M',
+          }),
+        ]),
+      ],
+      trusted,
+    );
+    await run(
+      [
+        msg('A04', '20240113110000', [
+          pid({
+            mrn: 'T2',
+            auth: 'ER',
+            family: 'NEWER',
+            ssn: '345678912',
+            dob: '19650505',
+            sex: 'M',
+          }),
+        ]),
+      ],
+      trusted,
+    );
+    const person = await personOf('T1', 'REG');
+    expect((await recordOf('T2', 'ER')).person_euid).toBe(person.euid);
+    const golden = obj(person.golden);
+    const provenance = obj(person.provenance);
+    expect(golden.name.family).toBe('TRUSTED');
+    expect(provenance.name).toMatchObject({ rule: 'mostTrusted', authority: 'REG', mrn: 'T1' });
+    expect(provenance.address).toMatchObject({ rule: 'mostRecent', authority: 'ER' });
+  });
+
   it('A24 links, A37 unlinks, A29 deletes, A47 changes the identifier', async () => {
     await run([
       msg('A04', '20240111100000', [pid({ mrn: 'L1' })]),
