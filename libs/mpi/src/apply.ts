@@ -9,15 +9,16 @@ import type {
   PatientGroup,
   PatientRecord,
 } from './model';
-import type {
-  EncounterRow,
-  EventType,
-  HistoryKind,
-  IdentifierRow,
-  PersonRow,
-  ResultRow,
-  SourceRecordRow,
-  StoredEncounterStatus,
+import {
+  pairKey,
+  type EncounterRow,
+  type EventType,
+  type HistoryKind,
+  type IdentifierRow,
+  type PersonRow,
+  type ResultRow,
+  type SourceRecordRow,
+  type StoredEncounterStatus,
 } from './rows';
 import { computeGolden } from './survivorship';
 import { dateValueToMs } from './time';
@@ -102,7 +103,13 @@ export interface PrefetchKeys extends IdentityPrefetch {
 }
 
 export function emptyPrefetch(): PrefetchKeys {
-  return { records: [], ssns: new Set(), visitKeys: new Set(), orderKeys: new Set() };
+  return {
+    records: [],
+    ssns: new Set(),
+    blockKeys: new Set(),
+    visitKeys: new Set(),
+    orderKeys: new Set(),
+  };
 }
 
 /** Adds what applying `msg` will look up. */
@@ -230,6 +237,8 @@ class MessageRun {
   private readonly touchedPersons = new Set<string>();
   private readonly createdPersons = new Set<string>();
   private readonly changedRecords = new Map<string, Set<string>>();
+  /** Records created, or whose data or status changed: their blocking keys are recomputed. */
+  private readonly touchedRecords = new Set<SourceRecordRow>();
   private changed = false;
 
   constructor(
@@ -302,6 +311,13 @@ class MessageRun {
   private createRecord(patient: PatientRecord, status: SourceRecordRow['status'] = 'active') {
     const match = status === 'active' ? this.ctx.identity.resolve(this.ws, patient) : undefined;
     const euid = match?.euid ?? this.createPerson();
+    if (match && !match.euid && match.reviews?.length) {
+      this.event('duplicate.suspected', euid, {
+        euid,
+        candidates: match.reviews.map((r) => ({ euid: r.euid, score: r.score })),
+        messageId: this.meta.messageId,
+      });
+    }
     const data = definedOnly(patient);
     const rec: SourceRecordRow = {
       id: this.ctx.newId(),
@@ -320,9 +336,26 @@ class MessageRun {
     };
     this.ws.createRecord(rec);
     this.touchedPersons.add(euid);
+    this.touchedRecords.add(rec);
     this.changed = true;
-    if (match) {
+    if (match?.euid) {
       this.changedRecords.set(rec.id, new Set(['record']));
+    }
+    for (const review of match?.reviews ?? []) {
+      this.ws.tasks.push({
+        id: this.ctx.newId(),
+        pairKey: pairKey(review.recordId, rec.id),
+        leftRecordId: review.recordId,
+        rightRecordId: rec.id,
+        leftEuid: review.euid,
+        rightEuid: euid,
+        score: review.score,
+        breakdown: review.breakdown,
+        facility: rec.authority,
+        status: 'open',
+        messageId: this.meta.messageId,
+        createdAt: this.ctx.now,
+      });
     }
     return rec;
   }
@@ -345,6 +378,7 @@ class MessageRun {
 
   private touchRecordData(rec: SourceRecordRow, fields: Set<string>, idsChanged = false): void {
     rec.updatedAt = this.ctx.now;
+    this.touchedRecords.add(rec);
     this.ws.touchRecord(rec, idsChanged);
     this.touchedPersons.add(rec.personEuid);
     const set = this.changedRecords.get(rec.id) ?? new Set<string>();
@@ -752,6 +786,9 @@ class MessageRun {
 
   /** Recomputes golden records of touched persons and raises patient events. */
   finish(): boolean {
+    for (const r of this.touchedRecords) {
+      this.ws.setBlocks(r.id, r.status === 'active' ? this.ctx.identity.blockKeys(r.data) : []);
+    }
     for (const euid of this.touchedPersons) {
       const person = this.ws.person(euid);
       if (person.status !== 'active') {

@@ -5,13 +5,28 @@ import type { WorkingSet } from './working-set';
 export interface IdentityPrefetch {
   /** SSNs (digits) whose active holders must be in the working set. */
   ssns: Set<string>;
+  /** Blocking keys whose active records (the candidates) must be in the working set. */
+  blockKeys: Set<string>;
 }
 
-/** Why a new source record joined an existing person. */
-export interface IdentityMatch {
+/** A pair for a person to review: an existing record that scored in the review band. */
+export interface ReviewCandidate {
+  recordId: string;
   euid: string;
-  /** Machine-readable rule, e.g. 'ssn+birthDate+sex'. */
+  score: number;
+  /** The field-by-field explanation of the score (shown on the worklist). */
+  breakdown: unknown;
+}
+
+/** What the resolver decided for a new source record. */
+export interface IdentityMatch {
+  /** The person the record joins; undefined: a new person. */
+  euid?: string;
+  /** Machine-readable rule or method, e.g. 'ssn+birthDate+sex' or 'probabilistic'. */
   rule: string;
+  score?: number;
+  /** Pairs to put on the duplicate worklist. */
+  reviews?: ReviewCandidate[];
 }
 
 /**
@@ -23,6 +38,8 @@ export interface IdentityMatch {
 export interface IdentityResolver {
   prefetch(patient: PatientRecord, into: IdentityPrefetch): void;
   resolve(ws: WorkingSet, patient: PatientRecord): IdentityMatch | undefined;
+  /** The blocking keys stored for an active record (`mpi_block`); none when not blocking. */
+  blockKeys(patient: PatientRecord): string[];
 }
 
 export function ssnOf(patient: PatientRecord): string | undefined {
@@ -36,6 +53,10 @@ export function ssnOf(patient: PatientRecord): string | undefined {
  * automatically: that is a same-facility duplicate for a person to review).
  */
 export class DeterministicIdentityResolver implements IdentityResolver {
+  blockKeys(): string[] {
+    return [];
+  }
+
   prefetch(patient: PatientRecord, into: IdentityPrefetch): void {
     const ssn = ssnOf(patient);
     if (ssn && isPlausibleSsn(ssn)) {

@@ -26,3 +26,5 @@ export * from './survivorship';
 export * from './apply';
 export * from './mpi-store';
 export * from './pipeline';
+export * from './operations';
+export * from './duplicates';

@@ -26,7 +26,7 @@ export interface MessageStatusUpdate {
   held: boolean;
 }
 
-type ColType = 'uuid' | 'text' | 'json' | 'time' | 'int' | 'bigint' | 'bool';
+type ColType = 'uuid' | 'text' | 'json' | 'time' | 'int' | 'bigint' | 'bool' | 'float';
 interface Col {
   name: string;
   type: ColType;
@@ -41,7 +41,11 @@ const PG_TYPES: Record<ColType, string> = {
   int: 'int4',
   bigint: 'int8',
   bool: 'bool',
+  float: 'float8',
 };
+
+/** Most candidates one blocking key contributes (a very common key says little). */
+export const MAX_CANDIDATES_PER_BLOCK = 100;
 
 function cols(spec: string): Col[] {
   return spec.split(/\s*,\s*/).map((c) => {
@@ -74,6 +78,15 @@ const HISTORY_COLS = cols(
   'id:uuid, kind:text, survivor_euid:uuid, subject_euid:uuid, source_record_id:uuid, ' +
     'message_id:uuid, actor:text, reason:text, before:json, created_at:time',
 );
+const BLOCK_COLS = cols('key:text, source_record_id:uuid');
+const TASK_COLS = cols(
+  'id:uuid, pair_key:text, left_record_id:uuid, right_record_id:uuid, left_euid:uuid, ' +
+    'right_euid:uuid, score:float, breakdown:json, facility:text, status:text, message_id:uuid, ' +
+    'created_at:time, updated_at:time',
+);
+const DECISION_COLS = cols(
+  'id:uuid, status:text, decided_by:text, decision_reason:text, decided_at:time',
+);
 const STATUS_COLS = cols(
   'id:uuid, status:text, error_code:text, error_reason:text, held:bool, processed_at:time',
 );
@@ -90,7 +103,16 @@ interface PgPool {
 /** One write: a statement over many rows, with the number of rows it must touch (or -1). */
 interface Write {
   table: string;
-  kind: 'insert' | 'update' | 'delete-identifiers' | 'move' | 'status';
+  kind:
+    | 'insert'
+    | 'update'
+    | 'delete-identifiers'
+    | 'delete-blocks'
+    | 'move'
+    | 'status'
+    | 'task-decision';
+  /** Insert: skip rows that conflict with a unique key (worklist pairs already decided). */
+  ignoreConflicts?: boolean;
   cols: Col[];
   rows: Row[];
   key?: string;
@@ -222,6 +244,9 @@ export class MpiStore {
       }
       bySsn.forEach((ids, ssn) => ws.markSsnLoaded(ssn, ids));
     }
+    if (keys.blockKeys.size > 0) {
+      await this.loadBlocks(ws, [...keys.blockKeys]);
+    }
     await this.closeOver(ws);
     const ids = [...ws.records.keys()];
     if (ids.length > 0) {
@@ -229,6 +254,90 @@ export class MpiStore {
       await this.loadChildren(ws, ids, keys);
     }
     return ws;
+  }
+
+  /** Loads persons (with all their records and identifiers) for an MPI operation. */
+  async prefetchPersons(euids: string[], recordIds: string[] = []): Promise<WorkingSet> {
+    const ws = new WorkingSet();
+    if (recordIds.length > 0) {
+      const params: unknown[] = [];
+      for (const r of await this.read(
+        `SELECT * FROM "mpi_source_record" WHERE ${this.inList('"id"', recordIds, params, 'uuid')}`,
+        params,
+      )) {
+        ws.addRecord(recordFromRow(r));
+      }
+    }
+    if (euids.length > 0) {
+      const params: unknown[] = [];
+      for (const p of await this.read(
+        `SELECT * FROM "mpi_person" WHERE ${this.inList('"euid"', euids, params, 'uuid')}`,
+        params,
+      )) {
+        ws.addPerson(personFromRow(p));
+      }
+    }
+    // Persons merged since: follow them to where they ended.
+    for (let i = 0; i < 16; i++) {
+      const next = [...ws.persons.values()]
+        .map((p) => p.mergedInto)
+        .filter((e): e is string => e !== null && !ws.persons.has(e));
+      if (next.length === 0) {
+        break;
+      }
+      const params: unknown[] = [];
+      for (const p of await this.read(
+        `SELECT * FROM "mpi_person" WHERE ${this.inList('"euid"', next, params, 'uuid')}`,
+        params,
+      )) {
+        ws.addPerson(personFromRow(p));
+      }
+    }
+    const all = [...ws.persons.keys()];
+    if (all.length > 0) {
+      const params: unknown[] = [];
+      for (const r of await this.read(
+        `SELECT * FROM "mpi_source_record" WHERE ${this.inList('"person_euid"', all, params, 'uuid')}`,
+        params,
+      )) {
+        ws.addRecord(recordFromRow(r));
+      }
+      all.forEach((e) => ws.markPersonComplete(e));
+    }
+    await this.closeOver(ws);
+    const ids = [...ws.records.keys()];
+    if (ids.length > 0) {
+      await this.loadIdentifiers(ws, ids);
+    }
+    return ws;
+  }
+
+  /** The active records of each blocking key (at most MAX_CANDIDATES_PER_BLOCK per key). */
+  private async loadBlocks(ws: WorkingSet, keys: string[]): Promise<void> {
+    const byKey = new Map<string, string[]>(keys.map((k) => [k, []]));
+    let rows: Row[];
+    if (this.dialect === 'postgres') {
+      rows = await this.read(
+        `SELECT k."key" AS block_key, r.* FROM unnest($1::text[]) AS k("key")
+         CROSS JOIN LATERAL (SELECT b."source_record_id" FROM "mpi_block" b WHERE b."key" = k."key" LIMIT $2) b
+         JOIN "mpi_source_record" r ON r."id" = b."source_record_id" WHERE r."status" = 'active'`,
+        [keys, MAX_CANDIDATES_PER_BLOCK],
+      );
+    } else {
+      rows = [];
+      const stmt = this.sqlite.prepare(
+        `SELECT b."key" AS block_key, r.* FROM "mpi_block" b JOIN "mpi_source_record" r ON r."id" = b."source_record_id" ` +
+          `WHERE b."key" = ? AND r."status" = 'active' LIMIT ?`,
+      );
+      for (const k of keys) {
+        rows.push(...(stmt.all(k, MAX_CANDIDATES_PER_BLOCK) as Row[]));
+      }
+    }
+    for (const r of rows) {
+      ws.addRecord(recordFromRow(r));
+      byKey.get(String(r.block_key))?.push(String(r.id));
+    }
+    byKey.forEach((ids, key) => ws.markBlockLoaded(key, ids));
   }
 
   /** Adds merge targets, persons, and every record of those persons, until nothing is new. */
@@ -367,6 +476,53 @@ export class MpiStore {
       },
       { table: 'mpi_identifier', kind: 'insert', cols: IDENTIFIER_COLS, rows: identifierRows },
       // Moves are resolved first (each source to where it ends), so their order no longer matters.
+      {
+        table: 'mpi_block',
+        kind: 'delete-blocks',
+        cols: [],
+        rows: [...ws.blocks.keys()].filter((id) => !ws.newRecords.has(id)).map((id) => ({ id })),
+      },
+      {
+        table: 'mpi_block',
+        kind: 'insert',
+        cols: BLOCK_COLS,
+        rows: [...ws.blocks].flatMap(([id, keys]) =>
+          [...new Set(keys)].map((key) => ({ key, source_record_id: id })),
+        ),
+      },
+      {
+        table: 'mpi_duplicate_task',
+        kind: 'insert',
+        cols: TASK_COLS,
+        ignoreConflicts: true,
+        rows: ws.tasks.map((t) => ({
+          id: t.id,
+          pair_key: t.pairKey,
+          left_record_id: t.leftRecordId,
+          right_record_id: t.rightRecordId,
+          left_euid: t.leftEuid,
+          right_euid: t.rightEuid,
+          score: t.score,
+          breakdown: t.breakdown,
+          facility: t.facility,
+          status: t.status,
+          message_id: t.messageId,
+          created_at: t.createdAt,
+          updated_at: t.createdAt,
+        })),
+      },
+      {
+        table: 'mpi_duplicate_task',
+        kind: 'task-decision',
+        cols: DECISION_COLS,
+        rows: ws.taskDecisions.map((d) => ({
+          id: d.id,
+          status: d.status,
+          decided_by: d.decidedBy,
+          decision_reason: d.reason,
+          decided_at: d.decidedAt,
+        })),
+      },
       { table: 'mpi_encounter', kind: 'move', cols: [], rows: moves },
       { table: 'mpi_result', kind: 'move', cols: [], rows: moves },
       {
@@ -448,7 +604,7 @@ export class MpiStore {
       for (const w of writes) {
         const { sql, params } = pgStatement(w);
         const res = await client.query(sql, params);
-        if ((w.versioned || w.kind === 'status') && res.rowCount !== w.rows.length) {
+        if (mustMatch(w) && res.rowCount !== w.rows.length) {
           throw new ConcurrentUpdateError(
             `${w.table}: ${w.rows.length - (res.rowCount ?? 0)} row(s) changed by another writer`,
           );
@@ -476,7 +632,7 @@ export class MpiStore {
         const stmt = db.prepare(sql);
         for (const row of w.rows) {
           const changes = stmt.run(...rowParams(row)).changes;
-          if ((w.versioned || w.kind === 'status') && changes !== 1) {
+          if (mustMatch(w) && changes !== 1) {
             throw new ConcurrentUpdateError(`${w.table}: row changed by another writer`);
           }
         }
@@ -495,6 +651,11 @@ export class MpiStore {
 
 // ---- statements --------------------------------------------------------------------------
 
+/** Writes that must touch every row they name (else another writer got there first). */
+function mustMatch(w: Write): boolean {
+  return w.versioned === true || w.kind === 'status' || w.kind === 'task-decision';
+}
+
 function recordset(cols: Col[]): string {
   return `jsonb_to_recordset($1::jsonb) AS x(${cols.map((c) => `"${c.name}" ${PG_TYPES[c.type]}`).join(', ')})`;
 }
@@ -504,7 +665,9 @@ function pgStatement(w: Write): { sql: string; params: unknown[] } {
   switch (w.kind) {
     case 'insert':
       return {
-        sql: `INSERT INTO "${w.table}" (${names}) SELECT ${names} FROM ${recordset(w.cols)}`,
+        sql:
+          `INSERT INTO "${w.table}" (${names}) SELECT ${names} FROM ${recordset(w.cols)}` +
+          (w.ignoreConflicts ? ' ON CONFLICT DO NOTHING' : ''),
         params: [JSON.stringify(w.rows)],
       };
     case 'update': {
@@ -521,8 +684,9 @@ function pgStatement(w: Write): { sql: string; params: unknown[] } {
       };
     }
     case 'delete-identifiers':
+    case 'delete-blocks':
       return {
-        sql: `DELETE FROM "mpi_identifier" WHERE "source_record_id" = ANY($1::uuid[])`,
+        sql: `DELETE FROM "${w.table}" WHERE "source_record_id" = ANY($1::uuid[])`,
         params: [w.rows.map((r) => r.id)],
       };
     case 'move':
@@ -530,6 +694,14 @@ function pgStatement(w: Write): { sql: string; params: unknown[] } {
         sql:
           `UPDATE "${w.table}" t SET "source_record_id" = x."toRecordId" FROM ${recordset(MOVE_COLS)} ` +
           `WHERE t."source_record_id" = x."fromRecordId"`,
+        params: [JSON.stringify(w.rows)],
+      };
+    case 'task-decision':
+      return {
+        sql:
+          `UPDATE "mpi_duplicate_task" t SET "status" = x."status", "decided_by" = x."decided_by", ` +
+          `"decision_reason" = x."decision_reason", "decided_at" = x."decided_at", "updated_at" = x."decided_at" ` +
+          `FROM ${recordset(w.cols)} WHERE t."id" = x."id" AND t."status" IN ('open', 'deferred')`,
         params: [JSON.stringify(w.rows)],
       };
     case 'status':
@@ -570,7 +742,7 @@ function sqliteStatement(w: Write): { sql: string; rowParams: (row: Row) => unkn
   switch (w.kind) {
     case 'insert':
       return {
-        sql: `INSERT INTO "${w.table}" (${w.cols.map((c) => `"${c.name}"`).join(', ')}) VALUES (${w.cols.map(() => '?').join(', ')})`,
+        sql: `INSERT ${w.ignoreConflicts ? 'OR IGNORE ' : ''}INTO "${w.table}" (${w.cols.map((c) => `"${c.name}"`).join(', ')}) VALUES (${w.cols.map(() => '?').join(', ')})`,
         rowParams: (row) => values(row, w.cols),
       };
     case 'update': {
@@ -590,14 +762,29 @@ function sqliteStatement(w: Write): { sql: string; rowParams: (row: Row) => unkn
       };
     }
     case 'delete-identifiers':
+    case 'delete-blocks':
       return {
-        sql: `DELETE FROM "mpi_identifier" WHERE "source_record_id" = ?`,
+        sql: `DELETE FROM "${w.table}" WHERE "source_record_id" = ?`,
         rowParams: (row) => [row.id],
       };
     case 'move':
       return {
         sql: `UPDATE "${w.table}" SET "source_record_id" = ? WHERE "source_record_id" = ?`,
         rowParams: (row) => [row.toRecordId, row.fromRecordId],
+      };
+    case 'task-decision':
+      return {
+        sql:
+          `UPDATE "mpi_duplicate_task" SET "status" = ?, "decided_by" = ?, "decision_reason" = ?, ` +
+          `"decided_at" = ?, "updated_at" = ? WHERE "id" = ? AND "status" IN ('open', 'deferred')`,
+        rowParams: (row) => [
+          row.status,
+          row.decided_by,
+          row.decision_reason,
+          toSqliteTimestamp(row.decided_at as Date),
+          toSqliteTimestamp(row.decided_at as Date),
+          row.id,
+        ],
       };
     case 'status':
       return {
@@ -630,6 +817,7 @@ function sqliteValue(type: ColType, v: unknown): unknown {
       return v ? 1 : 0;
     case 'bigint':
     case 'int':
+    case 'float':
     case 'text':
     case 'uuid':
       return v;

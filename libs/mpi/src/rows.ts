@@ -89,7 +89,10 @@ export const EVENT_TYPES = [
   'patient.merged',
   'patient.linked',
   'patient.unlinked',
+  'patient.unmerged',
+  'duplicate.resolved',
   'patient.deleted',
+  'duplicate.suspected',
   'identifier.changed',
   'encounter.created',
   'encounter.updated',
@@ -109,7 +112,7 @@ export interface EventRow {
   createdAt: Date;
 }
 
-export type HistoryKind = 'merge' | 'link' | 'unlink' | 'identifier-change' | 'delete';
+export type HistoryKind = 'merge' | 'link' | 'unlink' | 'unmerge' | 'identifier-change' | 'delete';
 
 export interface HistoryRow {
   id: string;
@@ -124,6 +127,39 @@ export interface HistoryRow {
   /** The rows as they were before (what an unmerge restores). */
   before: Record<string, unknown>;
   createdAt: Date;
+}
+
+export type DuplicateTaskStatus = 'open' | 'merged' | 'linked' | 'not-duplicate' | 'deferred';
+
+/** A pair of source records on the duplicate worklist (table `mpi_duplicate_task`). */
+export interface DuplicateTaskRow {
+  id: string;
+  /** The two record ids, sorted, joined by '|': unique. */
+  pairKey: string;
+  leftRecordId: string;
+  rightRecordId: string;
+  leftEuid: string;
+  rightEuid: string;
+  score: number;
+  breakdown: unknown;
+  /** Assigning authority of the record that raised the task. */
+  facility: string;
+  status: DuplicateTaskStatus;
+  messageId: string | null;
+  createdAt: Date;
+}
+
+/** A decision on a worklist task, written with the MPI changes it causes. */
+export interface TaskDecisionRow {
+  id: string;
+  status: Exclude<DuplicateTaskStatus, 'open'>;
+  decidedBy: string;
+  reason: string;
+  decidedAt: Date;
+}
+
+export function pairKey(a: string, b: string): string {
+  return a < b ? `${a}|${b}` : `${b}|${a}`;
 }
 
 /** A bulk re-parenting of encounters and results (a merge), applied in order at flush. */

@@ -1,5 +1,7 @@
 import type {
   ChildMove,
+  DuplicateTaskRow,
+  TaskDecisionRow,
   EncounterRow,
   EventRow,
   HistoryRow,
@@ -34,6 +36,10 @@ export class WorkingSet {
   private readonly childrenLoaded = new Set<string>();
   /** SSN → records holding it (loaded by the identity prefetch). */
   private readonly bySsnLoaded = new Map<string, Set<string>>();
+  /** Blocking key → active records holding it (loaded by the identity prefetch). */
+  private readonly byBlockLoaded = new Map<string, Set<string>>();
+  /** Blocking keys of records created or changed here, by key (for candidates within a batch). */
+  private readonly byBlockNew = new Map<string, Set<string>>();
 
   readonly newPersons = new Set<string>();
   readonly dirtyPersons = new Set<string>();
@@ -46,6 +52,10 @@ export class WorkingSet {
   readonly newResults = new Set<string>();
   readonly dirtyResults = new Set<string>();
   readonly moves: ChildMove[] = [];
+  /** Records whose `mpi_block` rows must be rewritten, with their new keys ([] = none). */
+  readonly blocks = new Map<string, string[]>();
+  readonly tasks: DuplicateTaskRow[] = [];
+  readonly taskDecisions: TaskDecisionRow[] = [];
   readonly events: EventRow[] = [];
   readonly history: HistoryRow[] = [];
 
@@ -96,6 +106,12 @@ export class WorkingSet {
     const set = this.bySsnLoaded.get(ssn) ?? new Set<string>();
     recordIds.forEach((id) => set.add(id));
     this.bySsnLoaded.set(ssn, set);
+  }
+
+  markBlockLoaded(key: string, recordIds: string[]): void {
+    const set = this.byBlockLoaded.get(key) ?? new Set<string>();
+    recordIds.forEach((id) => set.add(id));
+    this.byBlockLoaded.set(key, set);
   }
 
   isKeyLoaded(authority: string, mrn: string): boolean {
@@ -177,6 +193,36 @@ export class WorkingSet {
         r.status === 'active' &&
         r.identifiers.some((i) => i.type === 'SS' && !i.retired && i.value === ssn),
     );
+  }
+
+  /**
+   * Active records sharing any of these blocking keys (the candidates of a new record), from
+   * the database and from this batch.
+   */
+  recordsByBlocks(keys: string[]): SourceRecordRow[] {
+    const ids = new Set<string>();
+    for (const k of keys) {
+      this.byBlockLoaded.get(k)?.forEach((id) => ids.add(id));
+      this.byBlockNew.get(k)?.forEach((id) => ids.add(id));
+    }
+    const out: SourceRecordRow[] = [];
+    for (const id of ids) {
+      const r = this.records.get(id);
+      if (r && r.status === 'active') {
+        out.push(r);
+      }
+    }
+    return out;
+  }
+
+  /** Sets the blocking keys a record will have (written at flush). */
+  setBlocks(recordId: string, keys: string[]): void {
+    this.blocks.set(recordId, keys);
+    for (const k of keys) {
+      const set = this.byBlockNew.get(k) ?? new Set<string>();
+      set.add(recordId);
+      this.byBlockNew.set(k, set);
+    }
   }
 
   /** The encounter `visitKey` of the record `owner` (its own first, else one moved onto it). */
@@ -309,7 +355,10 @@ export class WorkingSet {
         this.dirtyResults.size +
         this.moves.length +
         this.events.length +
-        this.history.length ===
+        this.history.length +
+        this.blocks.size +
+        this.tasks.length +
+        this.taskDecisions.length ===
       0
     );
   }
