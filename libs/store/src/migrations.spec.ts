@@ -57,7 +57,13 @@ describe('store migrations', () => {
           expect(await qr.hasTable(t)).toBe(true);
         }
 
+        expect(await qr.hasTable('mpi_duplicate_task')).toBe(true);
+
         // down, newest first: every migration reverts cleanly.
+        await ds.undoLastMigration();
+        expect(await qr.hasTable('mpi_duplicate_task')).toBe(false);
+        expect(await qr.hasTable('mpi_block')).toBe(false);
+        expect(await qr.hasTable('mpi_person')).toBe(true);
         await ds.undoLastMigration();
         expect(await qr.hasTable('mpi_person')).toBe(false);
         expect(await qr.hasColumn('message', 'held')).toBe(false);
@@ -73,6 +79,7 @@ describe('store migrations', () => {
           'CreateMessage1764316800000',
           'CreateAuditLog1764316800001',
           'CreateMpi1764316800002',
+          'CreateMatching1764316800003',
         ]);
         expect(await qr.hasTable('message')).toBe(true);
         expect(await qr.hasTable('audit_log')).toBe(true);
