@@ -14,6 +14,7 @@ export class AuditService {
     action: string,
     entity: string,
     entityId: string,
+    details: Record<string, unknown> | null = null,
   ): Promise<void> {
     await this.audits.insert({
       actor: req.principal?.id ?? 'anonymous',
@@ -22,7 +23,7 @@ export class AuditService {
       entityId,
       remoteAddress: req.ip ?? '',
       at: new Date(),
-      details: null,
+      details,
     });
     this.logger.log(`${action} ${entity} ${entityId} by ${req.principal?.id ?? 'anonymous'}`);
   }

@@ -11,6 +11,7 @@ import {
   type OperationContext,
   type TaskRef,
 } from './operations';
+import { maskSsn } from './normalize';
 import type { DuplicateTaskStatus, HistoryRow } from './rows';
 
 export const DUPLICATE_STATUSES: DuplicateTaskStatus[] = [
@@ -180,6 +181,36 @@ export class DuplicateService {
       total: Number(n),
       nextCursor: rows.length > limit && last ? encodeCursor(last.score, last.id) : null,
     };
+  }
+
+  /** Current identifiers of each person's active records (SSNs masked), for list views. */
+  async identifiersOf(
+    euids: string[],
+  ): Promise<Map<string, Array<{ value: string; authority: string; type: string }>>> {
+    const out = new Map<string, Array<{ value: string; authority: string; type: string }>>(
+      euids.map((e) => [e, []]),
+    );
+    if (euids.length === 0) {
+      return out;
+    }
+    const marks = euids.map((_, i) => `$${i + 1}`).join(', ');
+    const rows = await this.query(
+      `SELECT r."person_euid", i."value", i."authority", i."type" FROM "mpi_identifier" i ` +
+        `JOIN "mpi_source_record" r ON r."id" = i."source_record_id" ` +
+        `WHERE r."person_euid" IN (${marks}) AND r."status" = 'active' AND NOT i."retired" ` +
+        `ORDER BY r."person_euid", i."authority", i."value"`,
+      euids,
+    );
+    for (const r of rows) {
+      const type = String(r.type);
+      const value = String(r.value);
+      out.get(String(r.person_euid))?.push({
+        value: type === 'SS' ? (maskSsn(value) ?? '***') : value,
+        authority: String(r.authority),
+        type,
+      });
+    }
+    return out;
   }
 
   async get(id: string): Promise<DuplicateTask | null> {
