@@ -34,6 +34,7 @@ export interface DrainStats {
 const CONFLICT_RETRIES = 5;
 
 interface Prepared extends BatchItem {
+  messageId: string;
   /** Partitions of the patients the message names (PID-3s, MRG-1). */
   otherPartitions: number[];
 }

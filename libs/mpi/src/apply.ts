@@ -42,7 +42,8 @@ export interface ApplyContext {
 }
 
 export interface MessageMeta {
-  messageId: string;
+  /** The stored message applied; null for changes that come from no message (bulk import). */
+  messageId: string | null;
   receivedAt: Date;
 }
 
@@ -304,6 +305,7 @@ class MessageRun {
       this.time < rec.dataTime ||
       (this.time === rec.dataTime &&
         rec.lastMessageId !== null &&
+        this.meta.messageId !== null &&
         this.meta.messageId < rec.lastMessageId)
     );
   }

@@ -7,7 +7,8 @@ import type { MessageStatusUpdate, MpiStore } from './mpi-store';
 
 /** One message of a batch: normalized, or failed before it could be (parse error, …). */
 export interface BatchItem {
-  messageId: string;
+  /** The stored message; null for data that comes from no message (bulk import): no status. */
+  messageId: string | null;
   receivedAt: Date;
   normalized?: NormalizedMessage;
   failure?: { code: string; reason: string };
@@ -94,6 +95,12 @@ export class MpiPipeline {
         } catch (err) {
           throw new ApplyCrashError(i, err);
         }
+      }
+      if (item.messageId === null) {
+        if (outcome.status === 'error') {
+          throw new ApplyCrashError(i, new Error(`${outcome.code}: ${outcome.reason}`));
+        }
+        continue;
       }
       held = hold && outcome.status === 'error';
       statuses.push(statusOf(item.messageId, outcome, held));
