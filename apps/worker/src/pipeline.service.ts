@@ -117,6 +117,11 @@ export class PipelineService {
       if (cut < items.length) {
         return 'blocked';
       }
+      if (rows.length < this.config.worker.batchSize) {
+        // Everything up to the mark was pending in this one read: nothing is left (a message
+        // set back to `received` by a reprocess comes with a job of its own).
+        return 'done';
+      }
     }
   }
 

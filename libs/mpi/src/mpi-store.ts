@@ -171,7 +171,10 @@ export class MpiStore {
     const params: unknown[] = [];
     const sql =
       `SELECT "id", "feed", "raw", "received_at" FROM "message" WHERE "partition" = ${this.p(params, partition)} ` +
-      `AND "status" = 'received' AND "id" <= ${this.p(params, upToId)} ORDER BY "id" LIMIT ${this.p(params, limit)}`;
+      `AND "status" = 'received' AND "id" <= ${this.p(params, upToId)} ` +
+      // The order of message_pending_idx (partition, id): with fresh statistics the planner
+      // otherwise walks the primary key for ORDER BY id, through every processed message.
+      `ORDER BY "partition", "id" LIMIT ${this.p(params, limit)}`;
     const rows = await this.read(sql, params);
     return rows.map((r) => ({
       id: String(r.id),
