@@ -26,6 +26,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How long a held or blocked partition waits before it looks again. */
 const HOLD_POLL_MS = 2000;
 const BLOCKED_RETRY_MS = 200;
+/** A blocked drain is retried in place this many times, this far apart, before giving up. */
+const BLOCKED_POLLS = 50;
+const BLOCKED_POLL_MS = 20;
 
 /**
  * The pipeline worker. It leases inbound partitions (one worker process per partition at a
@@ -158,6 +161,12 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
     let result;
     try {
       result = await this.pipeline.drain(partition, upTo, stats);
+      // Waiting for another partition (a merge naming a patient there) is usually a matter of
+      // milliseconds: keep the jobs and look again rather than cycling them through `delayed`.
+      for (let i = 0; result === 'blocked' && i < BLOCKED_POLLS; i++) {
+        await sleep(BLOCKED_POLL_MS);
+        result = await this.pipeline.drain(partition, upTo, stats);
+      }
     } catch (err) {
       // Transient (database unreachable, lost races): BullMQ retries with backoff.
       this.logger.warn(
