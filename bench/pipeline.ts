@@ -742,7 +742,7 @@ function cpuDelta(a: CpuSnapshot, b: CpuSnapshot, workerPids: number[]): CpuUsag
 async function pendingPlan(db: Client, upTo: string): Promise<string> {
   const { rows } = await db.query<{ 'QUERY PLAN': string }>(
     `EXPLAIN SELECT "id", "feed", "raw", "received_at" FROM "message" WHERE "partition" = $1 ` +
-      `AND "status" = 'received' AND "id" <= $2 ORDER BY "id" LIMIT $3`,
+      `AND "status" = 'received' AND "id" <= $2 ORDER BY "partition", "id" LIMIT $3`,
     [0, upTo, 100],
   );
   return rows
