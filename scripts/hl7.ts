@@ -11,12 +11,29 @@
  *
  * Exit codes: 0 every ACK is AA/CA; 1 any AE/AR/CE/CR, timeout, unreadable ACK or connection
  * failure; 2 usage errors (bad option, missing or empty file).
+ *
+ *   npm run hl7 -- generate --people N [--duplicate-rate R] [--out DIR] [--seed S]
+ *                           [--authorities HOSP,CLINIC,LAB] [--twins-rate R] [--junior-senior-rate R]
+ *                           [--common-name-rate R] [--same-authority-rate R]
+ *                           [--messages-per-person M] [--mllp] [--split]
+ *
+ * `generate` writes a synthetic ADT feed of fictitious people with duplicate records (typos,
+ * nicknames, transposed dates, married names, moves...) and hard negatives (twins,
+ * junior/senior, common names), plus the truth file; see scripts/generate/generate.ts. Same
+ * options, same bytes. Progress goes to stderr, one summary line to stdout (exit 0).
  */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { encodeMllp, MllpDecoder, parseMessage, splitMessages } from '@engine/hl7';
+import {
+  buildDataset,
+  type Dataset,
+  DEFAULT_OPTIONS,
+  type GenerateOptions,
+  writeDataset,
+} from './generate/generate';
 
 export const EXIT_OK = 0;
 export const EXIT_NOT_ACCEPTED = 1;
@@ -338,6 +355,80 @@ export async function send(files: string[], options: SendOptions, io: CliIo): Pr
 }
 
 // ---------------------------------------------------------------------------------------------
+// generate
+
+export interface GenerateCliOptions {
+  people: number;
+  duplicateRate: number;
+  out: string;
+  seed: string;
+  authorities: string[];
+  twinsRate: number;
+  juniorSeniorRate: number;
+  commonNameRate: number;
+  sameAuthorityRate: number;
+  messagesPerPerson: number;
+  mllp?: boolean;
+  split?: boolean;
+}
+
+/** Runs with more people than this report progress on stderr. */
+const PROGRESS_PEOPLE = 20000;
+export const MAX_PEOPLE = 5_000_000;
+
+export function generate(options: GenerateCliOptions, io: CliIo): number {
+  const started = performance.now();
+  const { twinsRate, juniorSeniorRate, commonNameRate } = options;
+  if (twinsRate + juniorSeniorRate + commonNameRate > 1) {
+    throw new UsageError(
+      '--twins-rate, --junior-senior-rate and --common-name-rate add up to more than 1',
+    );
+  }
+  const generateOptions: GenerateOptions = {
+    people: options.people,
+    duplicateRate: options.duplicateRate,
+    seed: options.seed,
+    authorities: options.authorities,
+    twinsRate,
+    juniorSeniorRate,
+    commonNameRate,
+    messagesPerPerson: options.messagesPerPerson,
+    sameAuthorityRate: options.sameAuthorityRate,
+  };
+  const progress =
+    options.people > PROGRESS_PEOPLE
+      ? (line: string): void => io.err(`generate: ${line}\n`)
+      : undefined;
+  progress?.(`planning ${options.people} people`);
+  let dataset: Dataset;
+  try {
+    dataset = buildDataset(generateOptions);
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new UsageError(err.message);
+    }
+    throw err;
+  }
+  progress?.(`writing ${dataset.messageCount} messages to ${options.out}`);
+  try {
+    writeDataset(dataset, options.out, { mllp: options.mllp, split: options.split, progress });
+  } catch (err) {
+    io.err(`error: cannot write ${options.out}: ${errnoOf(err)}\n`);
+    return EXIT_NOT_ACCEPTED;
+  }
+  const s = dataset.summary();
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  io.out(
+    `generated ${s.people} people, ${s.records} records, ${s.messages} messages in ${seconds} s ` +
+      `(duplicates: ${s.duplicates.people} people, ${s.duplicates.records} records, ` +
+      `${s.duplicates.sameAuthority} same-authority; hard negatives: ` +
+      `${s.hardNegatives.twinPairs} twin pairs, ${s.hardNegatives.juniorSeniorPairs} junior/senior ` +
+      `pairs, ${s.hardNegatives.commonNamePeople} common-name people) -> ${options.out}\n`,
+  );
+  return EXIT_OK;
+}
+
+// ---------------------------------------------------------------------------------------------
 // command line
 
 function parsePort(value: string): number {
@@ -354,6 +445,40 @@ function parsePositiveInt(value: string): number {
     throw new InvalidArgumentError('expected a positive integer');
   }
   return n;
+}
+
+function parseRate(value: string): number {
+  const n = Number(value);
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(value) || n > 1) {
+    throw new InvalidArgumentError('expected a rate between 0 and 1');
+  }
+  return n;
+}
+
+function parsePeople(value: string): number {
+  const n = parsePositiveInt(value);
+  if (n > MAX_PEOPLE) {
+    throw new InvalidArgumentError(`expected at most ${MAX_PEOPLE}`);
+  }
+  return n;
+}
+
+function parseMessagesPerPerson(value: string): number {
+  const n = Number(value);
+  if (!/^\d+(\.\d*)?$/.test(value) || n < 1 || n > 20) {
+    throw new InvalidArgumentError('expected a number from 1 to 20');
+  }
+  return n;
+}
+
+function parseAuthorities(value: string): string[] {
+  const list = value.split(',').map((a) => a.trim());
+  if (list.some((a) => !/^[A-Za-z0-9_.-]{1,20}$/.test(a)) || new Set(list).size !== list.length) {
+    throw new InvalidArgumentError(
+      'expected distinct comma-separated names (letters, digits, _ . -), e.g. HOSP,CLINIC,LAB',
+    );
+  }
+  return list;
 }
 
 export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Command {
@@ -380,6 +505,59 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--raw', 'send bytes as they are (default: LF and CRLF line ends become CR)')
     .action(async (files: string[], options: SendOptions) => {
       setExitCode(await send(files, options, io));
+    });
+
+  const d = DEFAULT_OPTIONS;
+  program
+    .command('generate')
+    .description(
+      'write a synthetic ADT feed (fictitious people, duplicate records with realistic errors, ' +
+        'hard negatives) and its truth file',
+    )
+    .requiredOption('--people <n>', 'number of distinct (real) people', parsePeople)
+    .option(
+      '--duplicate-rate <rate>',
+      'share of people with a duplicate record',
+      parseRate,
+      d.duplicateRate,
+    )
+    .option('--out <dir>', 'output directory', 'data/generated')
+    .option('--seed <seed>', 'seed: same seed and options, same files', d.seed)
+    .option(
+      '--authorities <list>',
+      'assigning authorities (PID-3.4), comma-separated',
+      parseAuthorities,
+      d.authorities,
+    )
+    .option('--twins-rate <rate>', 'share of people who are twins', parseRate, d.twinsRate)
+    .option(
+      '--junior-senior-rate <rate>',
+      'share of people in a junior/senior pair',
+      parseRate,
+      d.juniorSeniorRate,
+    )
+    .option(
+      '--common-name-rate <rate>',
+      'share of people with a very common full name (JOHN SMITH)',
+      parseRate,
+      d.commonNameRate,
+    )
+    .option(
+      '--same-authority-rate <rate>',
+      'share of duplicate records made at the same authority',
+      parseRate,
+      d.sameAuthorityRate,
+    )
+    .option(
+      '--messages-per-person <m>',
+      'mean messages per source record (registration + A08 updates)',
+      parseMessagesPerPerson,
+      d.messagesPerPerson,
+    )
+    .option('--mllp', 'also write messages.mllp (MLLP frames back to back)')
+    .option('--split', 'also write one file per message under messages/')
+    .action((options: GenerateCliOptions) => {
+      setExitCode(generate(options, io));
     });
 
   return program;
