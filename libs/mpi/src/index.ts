@@ -28,3 +28,4 @@ export * from './mpi-store';
 export * from './pipeline';
 export * from './operations';
 export * from './duplicates';
+export * from './matching';
