@@ -109,8 +109,12 @@ describe('pipeline across worker processes', () => {
         worker: { leaseSeconds: 2 },
       },
     });
+    // Deterministic identity: which other patients a new record is compared with depends on
+    // how far the other partitions have got, so probabilistic review tasks (not the MPI) may
+    // differ from a one-by-one run; ordering is what these tests are about.
     const cfg = writeEngineConfig(
-      `engine:\n  partitions: ${PARTITIONS}\nworker:\n  leaseSeconds: 2\nfeeds: []\n`,
+      `engine:\n  partitions: ${PARTITIONS}\nworker:\n  leaseSeconds: 2\n` +
+        `mpi:\n  identity: deterministic\nfeeds: []\n`,
     );
     cleanupConfig = cfg.cleanup;
     const env = {

@@ -5,7 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { parseMessage } from '@engine/hl7';
-import { MpiPipeline, MpiStore, normalizeMessage } from '@engine/mpi';
+import {
+  DeterministicIdentityResolver,
+  MpiPipeline,
+  MpiStore,
+  normalizeMessage,
+} from '@engine/mpi';
 import { createDataSource, MessageRepository, type NewMessage } from '@engine/store';
 
 /**
@@ -196,6 +201,7 @@ export async function applySequentially(
   const repo = new MessageRepository(ds);
   const pipeline = new MpiPipeline(new MpiStore(ds), {
     survivorship: { default: 'mostRecent', trustedAuthorities: [], fields: {} },
+    identity: new DeterministicIdentityResolver(),
   });
   for (const m of messages) {
     const msg = parseMessage(m.raw);

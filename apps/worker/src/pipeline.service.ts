@@ -5,6 +5,7 @@ import { ENGINE_CONFIG, type EngineConfig } from '@engine/config';
 import {
   ApplyCrashError,
   ConcurrentUpdateError,
+  createIdentityResolver,
   MpiPipeline,
   MpiStore,
   normalizeMessage,
@@ -60,6 +61,7 @@ export class PipelineService {
   ) {
     this.store = new MpiStore(dataSource);
     this.pipeline = new MpiPipeline(this.store, {
+      identity: createIdentityResolver(config.mpi.identity, config.mpi.matching),
       survivorship: config.mpi.survivorship,
       resultsUpdateDemographics: config.mpi.resultsUpdateDemographics,
       failurePolicy: config.worker.failurePolicy,

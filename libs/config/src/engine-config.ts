@@ -143,6 +143,16 @@ const mpiSchema = z
       .default({ default: 'mostRecent', trustedAuthorities: [], fields: {} }),
     /** Whether ORU messages may update demographics of an existing source record. */
     resultsUpdateDemographics: z.boolean().default(false),
+    /**
+     * How a new source record finds its person: `probabilistic` matching (blocking + scoring,
+     * with the duplicate worklist) or the `deterministic` rule (same SSN + birth date + sex).
+     */
+    identity: z.enum(['probabilistic', 'deterministic']).default('probabilistic'),
+    /**
+     * Matching overrides `{ thresholds: { autoLink, review }, m?, u? }`; checked by the MPI
+     * library at start (errors name the path, e.g. `mpi.matching.thresholds.review`).
+     */
+    matching: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
 
@@ -184,6 +194,7 @@ export const engineConfigSchema = z
       euidAuthority: 'EUID',
       survivorship: { default: 'mostRecent', trustedAuthorities: [], fields: {} },
       resultsUpdateDemographics: false,
+      identity: 'probabilistic',
     }),
   })
   .strict()

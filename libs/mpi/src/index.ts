@@ -29,3 +29,4 @@ export * from './pipeline';
 export * from './operations';
 export * from './duplicates';
 export * from './matching';
+export * from './probabilistic';

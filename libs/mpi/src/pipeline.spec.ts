@@ -8,6 +8,7 @@ import { parseMessage } from '@engine/hl7';
 import { createDataSource, MessageRepository } from '@engine/store';
 import { createTestDatabase, type TestDatabase } from '@engine/store/testing';
 import { normalizeMessage } from './from-hl7';
+import { DeterministicIdentityResolver } from './identity';
 import { MpiStore } from './mpi-store';
 import { MpiPipeline, type BatchItem } from './pipeline';
 
@@ -65,8 +66,11 @@ describe.each(['postgres', 'sqlite'] as const)('MpiPipeline on %s', (dialect) =>
       trustedAuthorities: [],
       fields: {},
     };
-    pipeline = new MpiPipeline(store, { survivorship });
-    holdPipeline = new MpiPipeline(store, { survivorship, failurePolicy: 'hold' });
+    // The deterministic identity rule: these tests are about ADT/ORU semantics (probabilistic
+    // matching has its own tests).
+    const identity = new DeterministicIdentityResolver();
+    pipeline = new MpiPipeline(store, { survivorship, identity });
+    holdPipeline = new MpiPipeline(store, { survivorship, failurePolicy: 'hold', identity });
   });
 
   afterAll(async () => {
@@ -439,6 +443,7 @@ describe.each(['postgres', 'sqlite'] as const)('MpiPipeline on %s', (dialect) =>
 
   it('survivorship: mostTrusted takes the name from the trusted authority, with provenance', async () => {
     const trusted = new MpiPipeline(new MpiStore(ds), {
+      identity: new DeterministicIdentityResolver(),
       survivorship: {
         default: 'mostRecent',
         trustedAuthorities: ['REG'],

@@ -1,7 +1,8 @@
 import type { SurvivorshipConfig } from '@engine/config';
 import { v7 as uuidv7 } from 'uuid';
 import { applyMessage, collectPrefetch, emptyPrefetch, type ApplyOutcome } from './apply';
-import { DeterministicIdentityResolver, type IdentityResolver } from './identity';
+import type { IdentityResolver } from './identity';
+import { ProbabilisticIdentityResolver } from './probabilistic';
 import type { NormalizedMessage } from './model';
 import type { MessageStatusUpdate, MpiStore } from './mpi-store';
 
@@ -36,6 +37,7 @@ export interface MpiPipelineOptions {
   survivorship: SurvivorshipConfig;
   resultsUpdateDemographics?: boolean;
   failurePolicy?: 'park' | 'hold';
+  /** Default: probabilistic matching with the shipped parameters. */
   identity?: IdentityResolver;
   /** Clock (tests). */
   now?: () => Date;
@@ -54,7 +56,7 @@ export class MpiPipeline {
     private readonly store: MpiStore,
     private readonly options: MpiPipelineOptions,
   ) {
-    this.identity = options.identity ?? new DeterministicIdentityResolver();
+    this.identity = options.identity ?? new ProbabilisticIdentityResolver();
   }
 
   async applyBatch(items: BatchItem[]): Promise<BatchOutcome> {
