@@ -30,3 +30,4 @@ export * from './operations';
 export * from './duplicates';
 export * from './matching';
 export * from './probabilistic';
+export * from './dedupe';
