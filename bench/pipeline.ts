@@ -55,6 +55,7 @@ import {
   MpiPipeline,
   MpiStore,
   patientFromPid,
+  ProbabilisticIdentityResolver,
   type PatientRecord,
 } from '@engine/mpi';
 import { type InboundJobData, InboundQueues, partitionOf } from '@engine/queue';
@@ -249,6 +250,7 @@ async function preload(
 ): Promise<PreloadResult> {
   const started = performance.now();
   const persons: Person[] = [];
+  const resolver = new ProbabilisticIdentityResolver();
   const survivorship = { default: 'mostRecent' as const, trustedAuthorities: [], fields: {} };
   const dataTime = PRELOAD_TIME.getTime();
   const stamp = PRELOAD_TIME.toISOString();
@@ -256,6 +258,7 @@ async function preload(
     const personRows: Record<string, unknown>[] = [];
     const recordRows: Record<string, unknown>[] = [];
     const identifierRows: Record<string, unknown>[] = [];
+    const blockRows: Record<string, unknown>[] = [];
     for (let i = from; i < Math.min(n, from + chunk); i++) {
       const p = makePerson(i, 'HOSP', `M${String(i + 1).padStart(8, '0')}`, rand);
       persons.push(p);
@@ -281,6 +284,10 @@ async function preload(
         sex: golden.sex ?? '',
       });
       recordRows.push({ id, authority: data.authority, mrn: data.mrn, person_euid: euid, data });
+      // The blocking keys the engine stores for a record (probabilistic identity on arrival).
+      for (const key of new Set(resolver.blockKeys(data))) {
+        blockRows.push({ key, source_record_id: id });
+      }
       const seen = new Set<string>();
       for (const ident of data.identifiers) {
         const key = `${ident.authority}\u001f${ident.value}\u001f${ident.type}`;
@@ -321,6 +328,12 @@ async function preload(
          "value" text, "type" text)`,
       [JSON.stringify(identifierRows)],
     );
+    await db.query(
+      `INSERT INTO "mpi_block" ("key", "source_record_id")
+       SELECT x."key", x."source_record_id"
+       FROM jsonb_to_recordset($1::jsonb) AS x("key" text, "source_record_id" uuid)`,
+      [JSON.stringify(blockRows)],
+    );
     await db.query('COMMIT');
     const done = Math.min(n, from + chunk);
     if (done % 20000 === 0 || done === n) {
@@ -330,7 +343,7 @@ async function preload(
     }
   }
   log('  VACUUM ANALYZE of the MPI tables');
-  for (const t of ['mpi_person', 'mpi_source_record', 'mpi_identifier']) {
+  for (const t of ['mpi_person', 'mpi_source_record', 'mpi_identifier', 'mpi_block']) {
     await db.query(`VACUUM ANALYZE "${t}"`);
   }
   return { persons, seconds: (performance.now() - started) / 1000 };

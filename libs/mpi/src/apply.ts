@@ -99,6 +99,11 @@ export const SUPPORTED_ADT_TRIGGERS = new Set([
 export interface PrefetchKeys extends IdentityPrefetch {
   /** [authority, mrn] pairs. */
   records: Array<[string, string]>;
+  /**
+   * What identity resolution needs for each patient of the batch, loaded only for patients
+   * whose record does not exist yet (only a new record is matched).
+   */
+  identity: Array<{ authority: string; mrn: string; needs: IdentityPrefetch }>;
   visitKeys: Set<string>;
   orderKeys: Set<string>;
 }
@@ -106,6 +111,7 @@ export interface PrefetchKeys extends IdentityPrefetch {
 export function emptyPrefetch(): PrefetchKeys {
   return {
     records: [],
+    identity: [],
     ssns: new Set(),
     blockKeys: new Set(),
     visitKeys: new Set(),
@@ -122,7 +128,9 @@ export function collectPrefetch(
   for (const g of groupsOf(msg)) {
     if (g.patient.mrn) {
       into.records.push([g.patient.authority, g.patient.mrn]);
-      identity.prefetch(g.patient, into);
+      const needs: IdentityPrefetch = { ssns: new Set(), blockKeys: new Set() };
+      identity.prefetch(g.patient, needs);
+      into.identity.push({ authority: g.patient.authority, mrn: g.patient.mrn, needs });
     }
     into.visitKeys.add(g.encounter?.visitNumber ?? '');
   }
@@ -789,7 +797,16 @@ class MessageRun {
   /** Recomputes golden records of touched persons and raises patient events. */
   finish(): boolean {
     for (const r of this.touchedRecords) {
-      this.ws.setBlocks(r.id, r.status === 'active' ? this.ctx.identity.blockKeys(r.data) : []);
+      const keys = r.status === 'active' ? this.ctx.identity.blockKeys(r.data) : [];
+      const stored = this.ws.loadedState(r.id);
+      if (stored && !this.ws.blocks.has(r.id)) {
+        // Rewrite the stored keys only when they change (most updates keep them).
+        const before = stored.status === 'active' ? this.ctx.identity.blockKeys(stored.data) : [];
+        if (sameKeys(before, keys)) {
+          continue;
+        }
+      }
+      this.ws.setBlocks(r.id, keys);
     }
     for (const euid of this.touchedPersons) {
       const person = this.ws.person(euid);
@@ -871,6 +888,12 @@ class MessageRun {
 }
 
 // ---- helpers -------------------------------------------------------------------------
+
+function sameKeys(a: string[], b: string[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  return sa.size === sb.size && [...sa].every((k) => sb.has(k));
+}
 
 /**
  * Merges an update into stored data: a field not sent (undefined, or an empty repeating field)

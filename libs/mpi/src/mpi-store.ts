@@ -233,6 +233,13 @@ export class MpiStore {
       }
       unique.forEach(([a, m]) => ws.markKeyLoaded(a, m));
     }
+    // Identity candidates only for patients whose record is new (nothing else is matched).
+    for (const { authority, mrn, needs } of keys.identity) {
+      if (!ws.recordByKeyIfLoaded(authority, mrn)) {
+        needs.ssns.forEach((v) => keys.ssns.add(v));
+        needs.blockKeys.forEach((v) => keys.blockKeys.add(v));
+      }
+    }
     if (keys.ssns.size > 0) {
       const params: unknown[] = [];
       const rows = await this.read(

@@ -28,6 +28,11 @@ export class WorkingSet {
   readonly persons = new Map<string, PersonRow>();
   readonly records = new Map<string, SourceRecordRow>();
   private readonly recordsByKey = new Map<string, SourceRecordRow | null>();
+  /** Data and status of loaded records as read (the objects are replaced, never mutated). */
+  private readonly loaded = new Map<
+    string,
+    { data: SourceRecordRow['data']; status: SourceRecordRow['status'] }
+  >();
   /** Persons whose records are all loaded. */
   private readonly completePersons = new Set<string>();
   readonly encounters = new Map<string, EncounterRow>();
@@ -71,7 +76,15 @@ export class WorkingSet {
     if (!this.records.has(r.id)) {
       this.records.set(r.id, r);
       this.recordsByKey.set(recordKey(r.authority, r.mrn), r);
+      this.loaded.set(r.id, { data: r.data, status: r.status });
     }
+  }
+
+  /** A record as the database holds it (before this batch changed it); undefined when new. */
+  loadedState(
+    id: string,
+  ): { data: SourceRecordRow['data']; status: SourceRecordRow['status'] } | undefined {
+    return this.loaded.get(id);
   }
 
   /** The prefetch looked for this key: absent unless a row was added. */
@@ -123,6 +136,11 @@ export class WorkingSet {
   }
 
   // ---- lookups (apply) -----------------------------------------------------------------
+
+  /** The record of a key when loaded (no error when the key was not looked for). */
+  recordByKeyIfLoaded(authority: string, mrn: string): SourceRecordRow | undefined {
+    return this.recordsByKey.get(recordKey(authority, mrn)) ?? undefined;
+  }
 
   recordByKey(authority: string, mrn: string): SourceRecordRow | undefined {
     const found = this.recordsByKey.get(recordKey(authority, mrn));

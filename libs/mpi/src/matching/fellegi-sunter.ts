@@ -159,16 +159,42 @@ export function newVector(): ComparisonVector {
 }
 
 /** Sum of the level weights of a comparison vector. */
+/**
+ * Address and contact fields move together: a person who moves changes house number, street,
+ * city, postal code, often phone and e-mail at once. Fellegi–Sunter assumes the fields are
+ * independent and would count one move five or six times over, so their disagreements together
+ * weigh at most {@link CONTACT_FLOOR} (agreements count in full).
+ */
+export const CONTACT_FIELDS: ReadonlySet<string> = new Set([
+  'streetNumber',
+  'street',
+  'line2',
+  'city',
+  'postcode',
+  'state',
+  'phone',
+  'email',
+]);
+export const CONTACT_FLOOR = -8;
+
+const contactIndex: boolean[] = FIELDS.map((f) => CONTACT_FIELDS.has(f.name));
+
 export function scoreVector(vector: ComparisonVector, compiled: CompiledParams): number {
   let score = 0;
+  let contactPenalty = 0;
   const { weights } = compiled;
   for (let f = 0; f < vector.length; f++) {
     const level = vector[f];
     if (level >= 0) {
-      score += weights[f][level];
+      const w = weights[f][level];
+      if (w < 0 && contactIndex[f]) {
+        contactPenalty += w;
+      } else {
+        score += w;
+      }
     }
   }
-  return score;
+  return score + Math.max(contactPenalty, CONTACT_FLOOR);
 }
 
 /** The fields whose level in this vector forbids an automatic link. */
