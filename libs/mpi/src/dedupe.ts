@@ -154,7 +154,7 @@ export class DedupeScanner {
       keysOf.set(r.id, keys);
       keys.forEach((k) => allKeys.add(k));
     }
-    const byKey = await this.candidates([...allKeys]);
+    const byKey = await this.candidates([...allKeys], recs);
     const tasks: Row[] = [];
     const now = new Date();
     for (const r of recs) {
@@ -186,8 +186,8 @@ export class DedupeScanner {
         } else {
           progress.reviewPairs++;
         }
-        const other = prep(c);
-        const explained = scorePair(other, me, this.compiled);
+        // Explained in the order it was decided (the name-swap check is not symmetric).
+        const explained = scorePair(me, prep(c), this.compiled);
         tasks.push({
           id: uuidv7(),
           pair_key: pairKey(c.id, r.id),
@@ -212,38 +212,70 @@ export class DedupeScanner {
     progress.tasksOpened += await this.insertTasks(tasks);
   }
 
-  /** Active records of each key (at most MAX_CANDIDATES_PER_BLOCK per key). */
-  private async candidates(keys: string[]): Promise<Map<string, Rec[]>> {
+  /**
+   * Active records of each key (at most MAX_CANDIDATES_PER_BLOCK per key), in two reads: the
+   * (key, record id) pairs from the block index alone, then each needed record once. Records
+   * above `lastId` (scanned later, from their own side) and those of the step itself (already
+   * loaded) are not fetched: a candidate that shares several keys with a step is parsed once.
+   */
+  private async candidates(keys: string[], step: Rec[]): Promise<Map<string, Rec[]>> {
     const out = new Map<string, Rec[]>();
     if (keys.length === 0) {
       return out;
     }
-    let rows: Row[];
+    let pairs: Row[];
     if (this.dialect === 'postgres') {
-      rows = await this.read(
-        `SELECT k."key" AS block_key, r."id", r."authority", r."person_euid", r."data"
+      pairs = await this.read(
+        `SELECT k."key" AS block_key, b."source_record_id" AS id
          FROM unnest($1::text[]) AS k("key")
-         CROSS JOIN LATERAL (SELECT b."source_record_id" FROM "mpi_block" b WHERE b."key" = k."key" LIMIT $2) b
-         JOIN "mpi_source_record" r ON r."id" = b."source_record_id" WHERE r."status" = 'active'`,
+         CROSS JOIN LATERAL (SELECT "source_record_id" FROM "mpi_block" WHERE "key" = k."key" LIMIT $2) b`,
         [keys, MAX_CANDIDATES_PER_BLOCK],
       );
     } else {
       const stmt = this.sqlite.prepare(
-        `SELECT b."key" AS block_key, r."id", r."authority", r."person_euid", r."data" FROM "mpi_block" b ` +
-          `JOIN "mpi_source_record" r ON r."id" = b."source_record_id" WHERE b."key" = ? AND r."status" = 'active' LIMIT ?`,
+        `SELECT "key" AS block_key, "source_record_id" AS id FROM "mpi_block" WHERE "key" = ? LIMIT ?`,
       );
-      rows = keys.flatMap((k) => stmt.all(k, MAX_CANDIDATES_PER_BLOCK) as Row[]);
+      pairs = keys.flatMap((k) => stmt.all(k, MAX_CANDIDATES_PER_BLOCK) as Row[]);
     }
-    const recs = new Map<string, Rec>();
-    for (const row of rows) {
-      const id = String(row.id);
-      let rec = recs.get(id);
-      if (!rec) {
-        rec = toRec(row);
-        recs.set(id, rec);
+    const lastId = step[step.length - 1].id;
+    const known = new Map(step.map((r) => [r.id, r]));
+    const wanted = new Set<string>();
+    for (const p of pairs) {
+      const id = String(p.id);
+      if (id < lastId && !known.has(id)) {
+        wanted.add(id);
       }
-      const key = String(row.block_key);
-      out.set(key, [...(out.get(key) ?? []), rec]);
+    }
+    const ids = [...wanted];
+    for (let i = 0; i < ids.length; i += 5000) {
+      const slice = ids.slice(i, i + 5000);
+      const rows =
+        this.dialect === 'postgres'
+          ? await this.read(
+              `SELECT "id", "authority", "person_euid", "data" FROM "mpi_source_record" ` +
+                `WHERE "id" = ANY($1::uuid[]) AND "status" = 'active'`,
+              [slice],
+            )
+          : await this.read(
+              `SELECT "id", "authority", "person_euid", "data" FROM "mpi_source_record" ` +
+                `WHERE "id" IN (${slice.map(() => '?').join(', ')}) AND "status" = 'active'`,
+              slice,
+            );
+      for (const row of rows) {
+        known.set(String(row.id), toRec(row));
+      }
+    }
+    for (const p of pairs) {
+      const rec = known.get(String(p.id));
+      if (rec) {
+        const key = String(p.block_key);
+        let list = out.get(key);
+        if (!list) {
+          list = [];
+          out.set(key, list);
+        }
+        list.push(rec);
+      }
     }
     return out;
   }
