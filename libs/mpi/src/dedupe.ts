@@ -17,6 +17,7 @@ import {
 import type { PatientRecord } from './model';
 import { MAX_CANDIDATES_PER_BLOCK } from './mpi-store';
 import { pairKey } from './rows';
+import { fromJson } from './sql-values';
 
 export interface DedupeOptions {
   /** Records per step (default 1,000). */
@@ -49,10 +50,6 @@ interface Rec {
   authority: string;
   personEuid: string;
   data: PatientRecord;
-}
-
-function json<T>(v: unknown): T {
-  return (typeof v === 'string' ? JSON.parse(v) : v) as T;
 }
 
 /**
@@ -386,6 +383,6 @@ function toRec(row: Row): Rec {
     id: String(row.id),
     authority: String(row.authority),
     personEuid: String(row.person_euid),
-    data: json<PatientRecord>(row.data),
+    data: fromJson<PatientRecord>(row.data),
   };
 }

@@ -13,6 +13,7 @@ import {
 } from './operations';
 import { maskSsn } from './normalize';
 import type { DuplicateTaskStatus, HistoryRow } from './rows';
+import { fromJson, toDate } from './sql-values';
 
 export const DUPLICATE_STATUSES: DuplicateTaskStatus[] = [
   'open',
@@ -54,18 +55,6 @@ export interface DuplicateTask {
 
 type Row = Record<string, unknown>;
 
-function toDate(v: unknown): Date {
-  if (v instanceof Date) {
-    return v;
-  }
-  const s = String(v);
-  return new Date(s.includes('T') ? s : `${s.replace(' ', 'T')}Z`);
-}
-
-function json(v: unknown): unknown {
-  return typeof v === 'string' ? JSON.parse(v) : v;
-}
-
 function taskFromRow(r: Row): DuplicateTask {
   return {
     id: String(r.id),
@@ -75,7 +64,7 @@ function taskFromRow(r: Row): DuplicateTask {
     leftEuid: String(r.left_euid),
     rightEuid: String(r.right_euid),
     score: Number(r.score),
-    breakdown: json(r.breakdown),
+    breakdown: fromJson(r.breakdown),
     facility: String(r.facility),
     status: r.status as DuplicateTaskStatus,
     messageId: (r.message_id as string | null) ?? null,
@@ -96,7 +85,7 @@ function historyFromRow(r: Row): HistoryRow {
     messageId: (r.message_id as string | null) ?? null,
     actor: String(r.actor),
     reason: String(r.reason),
-    before: json(r.before) as Record<string, unknown>,
+    before: fromJson<Record<string, unknown>>(r.before),
     createdAt: toDate(r.created_at),
   };
 }

@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import { dialectOf, toSqliteTimestamp, type StoreDialect } from '@engine/store';
 import type { PrefetchKeys } from './apply';
 import type { EncounterRow, IdentifierRow, PersonRow, ResultRow, SourceRecordRow } from './rows';
+import { fromJson, toDate } from './sql-values';
 import { WorkingSet } from './working-set';
 
 /** A write lost a race (a row changed since it was read): retry the batch. */
@@ -844,25 +845,13 @@ function isUniqueViolation(err: unknown): boolean {
 
 // ---- row mapping -------------------------------------------------------------------------
 
-function toDate(v: unknown): Date {
-  if (v instanceof Date) {
-    return v;
-  }
-  const s = String(v);
-  return new Date(s.includes('T') ? s : `${s.replace(' ', 'T')}Z`);
-}
-
-function json<T>(v: unknown): T {
-  return (typeof v === 'string' ? JSON.parse(v) : v) as T;
-}
-
 function personFromRow(r: Row): PersonRow {
   return {
     euid: String(r.euid),
     status: r.status as PersonRow['status'],
     mergedInto: (r.merged_into as string | null) ?? null,
-    golden: json(r.golden),
-    provenance: json(r.provenance),
+    golden: fromJson(r.golden),
+    provenance: fromJson(r.provenance),
     version: Number(r.version),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
@@ -895,7 +884,7 @@ function recordFromRow(r: Row): SourceRecordRow {
     personEuid: String(r.person_euid),
     status: r.status as SourceRecordRow['status'],
     mergedInto: (r.merged_into as string | null) ?? null,
-    data: json(r.data),
+    data: fromJson(r.data),
     dataTime: Number(r.data_time),
     lastMessageId: (r.last_message_id as string | null) ?? null,
     version: Number(r.version),
@@ -938,7 +927,7 @@ function encounterFromRow(r: Row): EncounterRow {
     visitKey: String(r.visit_key),
     sourceRecordId: String(r.source_record_id),
     status: r.status as EncounterRow['status'],
-    data: json(r.data),
+    data: fromJson(r.data),
     dataTime: Number(r.data_time),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
@@ -966,7 +955,7 @@ function resultFromRow(r: Row): ResultRow {
     orderKey: String(r.order_key),
     sourceRecordId: String(r.source_record_id),
     status: String(r.status),
-    data: json(r.data),
+    data: fromJson(r.data),
     dataTime: Number(r.data_time),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
