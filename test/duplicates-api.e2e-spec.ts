@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
@@ -14,6 +13,7 @@ import {
   type WorkingSet,
 } from '@engine/mpi';
 import { MessageRepository } from '@engine/store';
+import { receivedMessage } from '@engine/store/testing';
 import { ADMIN_KEY, startTestEngine, type TestEngine } from './support/engine';
 
 const AUTH = { Authorization: `Bearer ${ADMIN_KEY}` };
@@ -75,25 +75,13 @@ describe('duplicate worklist API', () => {
       const id = uuidv7();
       await repo.insertBatch(
         [
-          {
+          receivedMessage(raw, {
             id,
-            feed: 'default',
             controlId: m.controlId,
             type: 'ADT',
             trigger: 'A04',
             version: '2.5.1',
-            sendingApplication: '',
-            sendingFacility: '',
-            receivingApplication: '',
-            receivingFacility: '',
-            receivedAt: new Date(),
-            remoteAddress: '',
-            partition: 0,
-            partitionKey: '',
-            raw,
-            contentHash: createHash('sha256').update(raw).digest('hex'),
-            status: 'received',
-          },
+          }),
         ],
         { dedupWindowMs: 0 },
       );

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import {
   type BatchItem,
 } from '@engine/mpi';
 import { createDataSource, MessageRepository, type NewMessage } from '@engine/store';
+import { receivedMessage } from '@engine/store/testing';
 import { buildDataset, DEFAULT_OPTIONS } from '../scripts/generate/generate';
 
 /**
@@ -58,25 +58,15 @@ describe('matching on arrival over a synthetic feed', () => {
         const raw = Buffer.from(dataset.message(i), 'latin1');
         const m = parseMessage(raw);
         const id = uuidv7();
-        rows.push({
-          id,
-          feed: 'default',
-          controlId: m.controlId,
-          type: m.messageType,
-          trigger: m.triggerEvent,
-          version: m.version,
-          sendingApplication: '',
-          sendingFacility: '',
-          receivingApplication: '',
-          receivingFacility: '',
-          receivedAt: new Date(),
-          remoteAddress: '',
-          partition: 0,
-          partitionKey: '',
-          raw,
-          contentHash: createHash('sha256').update(raw).digest('hex'),
-          status: 'received',
-        });
+        rows.push(
+          receivedMessage(raw, {
+            id,
+            controlId: m.controlId,
+            type: m.messageType,
+            trigger: m.triggerEvent,
+            version: m.version,
+          }),
+        );
         items.push({ messageId: id, receivedAt: new Date(), normalized: normalizeMessage(m) });
       }
       await repo.insertBatch(rows, { dedupWindowMs: 0 });

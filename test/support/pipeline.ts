@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,8 @@ import {
   MpiStore,
   normalizeMessage,
 } from '@engine/mpi';
-import { createDataSource, MessageRepository, type NewMessage } from '@engine/store';
+import { createDataSource, MessageRepository } from '@engine/store';
+import { receivedMessage } from '@engine/store/testing';
 
 /**
  * Support for pipeline end-to-end tests: a seeded stream of interleaved ADT/ORU messages about a
@@ -206,25 +206,14 @@ export async function applySequentially(
   for (const m of messages) {
     const msg = parseMessage(m.raw);
     const receivedAt = new Date(m.received_at);
-    const row: NewMessage = {
+    const row = receivedMessage(m.raw, {
       id: m.id,
-      feed: 'default',
       controlId: msg.controlId,
       type: msg.messageType,
       trigger: msg.triggerEvent,
       version: msg.version,
-      sendingApplication: '',
-      sendingFacility: '',
-      receivingApplication: '',
-      receivingFacility: '',
       receivedAt,
-      remoteAddress: '',
-      partition: 0,
-      partitionKey: '',
-      raw: m.raw,
-      contentHash: createHash('sha256').update(m.raw).digest('hex'),
-      status: 'received',
-    };
+    });
     await repo.insertBatch([row], { dedupWindowMs: 0 });
     await pipeline.applyBatch([{ messageId: m.id, receivedAt, normalized: normalizeMessage(msg) }]);
   }

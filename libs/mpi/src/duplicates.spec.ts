@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import type { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { parseMessage } from '@engine/hl7';
 import { createDataSource, MessageRepository } from '@engine/store';
-import { createTestDatabase, type TestDatabase } from '@engine/store/testing';
+import { createTestDatabase, type TestDatabase, receivedMessage } from '@engine/store/testing';
 import { DuplicateService } from './duplicates';
 import { normalizeMessage } from './from-hl7';
 import type { IdentityMatch, IdentityPrefetch, IdentityResolver } from './identity';
@@ -94,25 +93,13 @@ describe.each(['postgres', 'sqlite'] as const)('duplicate worklist on %s', (dial
     const m = parseMessage(raw);
     await messages.insertBatch(
       [
-        {
+        receivedMessage(raw, {
           id,
-          feed: 'default',
           controlId: m.controlId,
           type: m.messageType,
           trigger: m.triggerEvent,
           version: m.version,
-          sendingApplication: '',
-          sendingFacility: '',
-          receivingApplication: '',
-          receivingFacility: '',
-          receivedAt: new Date(),
-          remoteAddress: '',
-          partition: 0,
-          partitionKey: '',
-          raw,
-          contentHash: createHash('sha256').update(raw).digest('hex'),
-          status: 'received',
-        },
+        }),
       ],
       { dedupWindowMs: 0 },
     );

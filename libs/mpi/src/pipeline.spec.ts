@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { parseMessage } from '@engine/hl7';
 import { createDataSource, MessageRepository } from '@engine/store';
-import { createTestDatabase, type TestDatabase } from '@engine/store/testing';
+import { createTestDatabase, type TestDatabase, receivedMessage } from '@engine/store/testing';
 import { normalizeMessage } from './from-hl7';
 import { DeterministicIdentityResolver } from './identity';
 import { MpiStore } from './mpi-store';
@@ -85,25 +84,12 @@ describe.each(['postgres', 'sqlite'] as const)('MpiPipeline on %s', (dialect) =>
     const rows = texts.map((text) => {
       const raw = Buffer.from(text, 'latin1');
       const m = parseMessage(raw);
-      return {
-        id: uuidv7(),
-        feed: 'default',
+      return receivedMessage(raw, {
         controlId: m.controlId,
         type: m.messageType,
         trigger: m.triggerEvent,
         version: m.version,
-        sendingApplication: '',
-        sendingFacility: '',
-        receivingApplication: '',
-        receivingFacility: '',
-        receivedAt: new Date(),
-        remoteAddress: '',
-        partition: 0,
-        partitionKey: '',
-        raw,
-        contentHash: createHash('sha256').update(raw).digest('hex'),
-        status: 'received' as const,
-      };
+      });
     });
     await messages.insertBatch(rows, { dedupWindowMs: 0 });
     for (const r of rows) {

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { parseMessage, splitMessages } from '@engine/hl7';
 import { createDataSource, MessageRepository } from '@engine/store';
+import { receivedMessage } from '@engine/store/testing';
 import { normalizeMessage } from './from-hl7';
 import { MpiStore } from './mpi-store';
 import { MpiPipeline } from './pipeline';
@@ -66,25 +66,13 @@ describe('ADT and ORU samples applied to the MPI', () => {
         const id = uuidv7();
         await repo.insertBatch(
           [
-            {
+            receivedMessage(raw, {
               id,
-              feed: 'default',
               controlId: msg.controlId,
               type: msg.messageType,
               trigger: msg.triggerEvent,
               version: msg.version,
-              sendingApplication: '',
-              sendingFacility: '',
-              receivingApplication: '',
-              receivingFacility: '',
-              receivedAt: new Date(),
-              remoteAddress: '',
-              partition: 0,
-              partitionKey: '',
-              raw,
-              contentHash: createHash('sha256').update(raw).digest('hex'),
-              status: 'received',
-            },
+            }),
           ],
           { dedupWindowMs: 0 },
         );

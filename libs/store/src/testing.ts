@@ -1,5 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
+import { v7 as uuidv7 } from 'uuid';
+import type { NewMessage } from './message.types';
 
 export const DEFAULT_TEST_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -44,4 +46,31 @@ async function withAdmin(url: string, fn: (admin: DataSource) => Promise<unknown
   } finally {
     await admin.destroy();
   }
+}
+
+/**
+ * A `received` message row for tests that store messages without the gateway: a UUIDv7 id, the
+ * content hash, empty header fields unless given (pass the header fields a test reads).
+ */
+export function receivedMessage(raw: Buffer, fields: Partial<NewMessage> = {}): NewMessage {
+  return {
+    id: uuidv7(),
+    feed: 'default',
+    controlId: '',
+    type: '',
+    trigger: '',
+    version: '',
+    sendingApplication: '',
+    sendingFacility: '',
+    receivingApplication: '',
+    receivingFacility: '',
+    receivedAt: new Date(),
+    remoteAddress: '',
+    partition: 0,
+    partitionKey: '',
+    raw,
+    contentHash: createHash('sha256').update(raw).digest('hex'),
+    status: 'received',
+    ...fields,
+  };
 }
