@@ -8,7 +8,7 @@ module.exports = {
   testEnvironment: 'node',
   moduleNameMapper: {
     '^@engine/store/testing$': '<rootDir>/libs/store/src/testing',
-    '^@engine/(hl7|config|store|queue|mpi)$': '<rootDir>/libs/$1/src',
+    '^@engine/(hl7|config|store|queue|mpi|routing)$': '<rootDir>/libs/$1/src',
     '^@engine/(gateway|worker|api)$': '<rootDir>/apps/$1/src',
   },
   testTimeout: 60000,

@@ -2,6 +2,12 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
+import {
+  type DestinationConfig,
+  matchesEventPattern,
+  type RouteConfig,
+  routingSchema,
+} from './routing-config';
 
 /** A message type pattern such as `ADT^*`, `ORU^R01` or `*`. */
 const typePattern = z
@@ -196,9 +202,13 @@ export const engineConfigSchema = z
       resultsUpdateDemographics: false,
       identity: 'probabilistic',
     }),
+    /** Other YAML files (relative to this one) holding more destinations, routes and tables. */
+    include: z.array(z.string().min(1)).default([]),
+    ...routingSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    checkRouting(cfg, ctx);
     const ids = new Set<string>();
     const ports = new Set<string>();
     cfg.feeds.forEach((f, i) => {
@@ -221,6 +231,104 @@ export const engineConfigSchema = z
       ports.add(hp);
     });
   });
+
+/** A field-rule path: `PID-3`, `PID-3[2].4.1`, `MSH-5.1` (the grammar of libs/hl7 paths). */
+const RULE_PATH = /^[A-Z][A-Z0-9]{2}(\[\d+\])?-\d+(\[\d+\])?(\.\d+){0,2}$/;
+
+interface RoutingPart {
+  feeds: Array<{ id: string }>;
+  destinations: DestinationConfig[];
+  routes: RouteConfig[];
+  tables: Record<string, Record<string, string>>;
+}
+
+/** Cross-checks of destinations and routes (ids, references, rules). */
+function checkRouting(cfg: RoutingPart, ctx: z.RefinementCtx): void {
+  const issue = (path: PropertyKey[], message: string) =>
+    ctx.addIssue({ code: 'custom', path, message });
+  const destinations = new Map<string, (typeof cfg.destinations)[number]>();
+  cfg.destinations.forEach((d, i) => {
+    if (destinations.has(d.id)) {
+      issue(['destinations', i, 'id'], `duplicate destination id "${d.id}"`);
+    }
+    destinations.set(d.id, d);
+  });
+  const feeds = new Set(cfg.feeds.map((f) => f.id));
+  const routeIds = new Set<string>();
+  cfg.routes.forEach((r, i) => {
+    if (routeIds.has(r.id)) {
+      issue(['routes', i, 'id'], `duplicate route id "${r.id}"`);
+    }
+    routeIds.add(r.id);
+    if ('feed' in r.source && r.source.feed !== '*' && !feeds.has(r.source.feed)) {
+      issue(['routes', i, 'source', 'feed'], `no feed "${r.source.feed}"`);
+    }
+    if ('feed' in r.source && (r.filter.eventTypes || r.filter.origins)) {
+      issue(['routes', i, 'filter'], 'eventTypes and origins filter event sources only');
+    }
+    if ('events' in r.source) {
+      const unknown = r.source.events.filter(
+        (p) => !KNOWN_EVENT_TYPES.some((t) => matchesEventPattern(p, t)),
+      );
+      if (unknown.length > 0) {
+        issue(['routes', i, 'source', 'events'], `no event type matches ${unknown.join(', ')}`);
+      }
+    }
+    r.destinations.forEach((id, j) => {
+      const d = destinations.get(id);
+      if (!d) {
+        issue(['routes', i, 'destinations', j], `no destination "${id}"`);
+      } else if (r.transform.rules.length > 0 && d.format !== 'hl7') {
+        issue(
+          ['routes', i, 'transform', 'rules'],
+          `field rules apply to HL7 output; destination "${id}" has format ${d.format}`,
+        );
+      }
+    });
+    r.transform.rules.forEach((rule, j) => {
+      const paths =
+        'set' in rule
+          ? [rule.set]
+          : 'copy' in rule
+            ? [rule.copy, rule.to]
+            : 'delete' in rule
+              ? [rule.delete]
+              : [rule.map];
+      for (const p of paths) {
+        if (!RULE_PATH.test(p)) {
+          issue(
+            ['routes', i, 'transform', 'rules', j],
+            `bad path "${p}" (expected e.g. PID-3, PID-3[2].4.1, MSH-5.1)`,
+          );
+        }
+      }
+      if ('map' in rule && !(rule.table in cfg.tables)) {
+        issue(['routes', i, 'transform', 'rules', j, 'table'], `no table "${rule.table}"`);
+      }
+    });
+  });
+}
+
+/** MPI event types a route may name (kept in step with libs/mpi EVENT_TYPES by a test). */
+export const KNOWN_EVENT_TYPES = [
+  'patient.created',
+  'patient.updated',
+  'patient.merged',
+  'patient.linked',
+  'patient.unlinked',
+  'patient.unmerged',
+  'patient.deleted',
+  'duplicate.suspected',
+  'duplicate.resolved',
+  'identifier.changed',
+  'encounter.created',
+  'encounter.updated',
+  'encounter.merged',
+  'encounter.deleted',
+  'result.created',
+  'result.updated',
+  'result.corrected',
+] as const;
 
 export type EngineConfig = z.infer<typeof engineConfigSchema>;
 export type FeedConfig = EngineConfig['feeds'][number];
@@ -259,8 +367,8 @@ export function validateEngineConfig(raw: unknown, file = '(inline)'): EngineCon
   return parsed.data;
 }
 
-/** Read, parse and validate a YAML engine config; errors name the file, the path and the problem. */
-export function loadEngineConfig(file: string): EngineConfig {
+/** Reads and parses one YAML file into a plain object (errors name the file). */
+function readYaml(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -274,9 +382,114 @@ export function loadEngineConfig(file: string): EngineConfig {
       doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0]}`),
     );
   }
-  const config = validateEngineConfig(doc.toJS(), file);
-  // TLS file paths are relative to the config file.
+  const value: unknown = doc.toJS();
+  if (value === null || value === undefined) {
+    return {};
+  }
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigFileError(file, ['(root): expected a mapping']);
+  }
+  return value as Record<string, unknown>;
+}
+
+const INCLUDABLE = ['destinations', 'routes', 'tables'] as const;
+
+/** Where each destination and route came from, to name the right file in errors. */
+interface Origin {
+  file: string;
+  index: number;
+}
+
+/**
+ * Read, parse and validate a YAML engine config and the files it includes; errors name the
+ * file, the path and the problem. Relative paths (TLS files, file destinations, includes) are
+ * relative to the file that names them; `${NAME}` in HTTP urls, headers and auth is replaced by
+ * the environment variable NAME.
+ */
+export function loadEngineConfig(
+  file: string,
+  env: Record<string, string | undefined> = process.env,
+): EngineConfig {
+  const root = readYaml(file);
   const base = dirname(resolve(file));
+  const origins: Record<'destinations' | 'routes', Origin[]> = { destinations: [], routes: [] };
+  const merged: Record<string, unknown> = { ...root };
+  const tagOrigins = (raw: Record<string, unknown>, f: string, dir: string) => {
+    for (const key of ['destinations', 'routes'] as const) {
+      const list = raw[key];
+      if (Array.isArray(list)) {
+        list.forEach((item: unknown, index) => {
+          origins[key].push({ file: f, index });
+          if (key === 'destinations') {
+            resolveDestinationPaths(item, dir);
+          }
+        });
+      }
+    }
+  };
+  tagOrigins(root, file, base);
+  const includes = Array.isArray(root.include) ? (root.include as unknown[]) : [];
+  for (const inc of includes) {
+    if (typeof inc !== 'string') {
+      continue; // reported by the schema
+    }
+    const incFile = resolve(base, inc);
+    const raw = readYaml(incFile);
+    const extra = Object.keys(raw).filter((k) => !(INCLUDABLE as readonly string[]).includes(k));
+    if (extra.length > 0) {
+      throw new ConfigFileError(
+        incFile,
+        extra.map((k) => `${k}: not allowed in an included file (only ${INCLUDABLE.join(', ')})`),
+      );
+    }
+    for (const key of ['destinations', 'routes'] as const) {
+      if (raw[key] !== undefined && !Array.isArray(raw[key])) {
+        throw new ConfigFileError(incFile, [`${key}: expected a list`]);
+      }
+    }
+    tagOrigins(raw, incFile, dirname(incFile));
+    for (const key of ['destinations', 'routes'] as const) {
+      if (raw[key] !== undefined) {
+        merged[key] = [...((merged[key] as unknown[] | undefined) ?? []), ...(raw[key] as [])];
+      }
+    }
+    if (raw.tables !== undefined) {
+      merged.tables = {
+        ...(merged.tables ?? {}),
+        ...(raw.tables as object),
+      };
+    }
+  }
+  const problems: Array<{ file: string; problem: string }> = [];
+  interpolateEnv(merged, env, origins, problems);
+  const parsed = engineConfigSchema.safeParse(merged);
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) {
+      const [key, index, ...rest] = i.path;
+      const origin =
+        (key === 'destinations' || key === 'routes') && typeof index === 'number'
+          ? origins[key][index]
+          : undefined;
+      problems.push(
+        origin
+          ? {
+              file: origin.file,
+              problem: `${formatPath([key, origin.index, ...rest])}: ${i.message}`,
+            }
+          : { file, problem: `${formatPath(i.path)}: ${i.message}` },
+      );
+    }
+  }
+  if (problems.length > 0) {
+    const first = problems[0].file;
+    const sameFile = problems.every((p) => p.file === first);
+    throw new ConfigFileError(
+      sameFile ? first : file,
+      problems.map((p) => (sameFile ? p.problem : `${p.file}: ${p.problem}`)),
+    );
+  }
+  const config = parsed.data as EngineConfig;
+  // TLS file paths are relative to the config file.
   for (const feed of config.feeds) {
     if (feed.tls) {
       feed.tls.cert = resolve(base, feed.tls.cert);
@@ -287,6 +500,72 @@ export function loadEngineConfig(file: string): EngineConfig {
     }
   }
   return config;
+}
+
+/** Makes a raw destination's file paths absolute (relative to the file naming them). */
+function resolveDestinationPaths(item: unknown, dir: string): void {
+  if (item === null || typeof item !== 'object') {
+    return;
+  }
+  const d = item as Record<string, unknown>;
+  if (typeof d.directory === 'string') {
+    d.directory = resolve(dir, d.directory);
+  }
+  const tls = d.tls as Record<string, unknown> | undefined;
+  if (tls && typeof tls === 'object') {
+    for (const k of ['ca', 'cert', 'key']) {
+      if (typeof tls[k] === 'string') {
+        tls[k] = resolve(dir, tls[k]);
+      }
+    }
+  }
+}
+
+/** Replaces `${NAME}` in HTTP destinations' url, headers and auth with environment values. */
+function interpolateEnv(
+  merged: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+  origins: Record<'destinations' | 'routes', Origin[]>,
+  problems: Array<{ file: string; problem: string }>,
+): void {
+  const list = merged.destinations;
+  if (!Array.isArray(list)) {
+    return;
+  }
+  list.forEach((item: unknown, i) => {
+    if (item === null || typeof item !== 'object') {
+      return;
+    }
+    const d = item as Record<string, unknown>;
+    const origin = origins.destinations[i];
+    const sub = (value: unknown, path: PropertyKey[]): unknown => {
+      if (typeof value !== 'string') {
+        return value;
+      }
+      return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
+        const v = env[name];
+        if (v === undefined) {
+          problems.push({
+            file: origin.file,
+            problem: `${formatPath(['destinations', origin.index, ...path])}: environment variable ${name} is not set`,
+          });
+          return '';
+        }
+        return v;
+      });
+    };
+    if ('url' in d) {
+      d.url = sub(d.url, ['url']);
+    }
+    for (const key of ['headers', 'auth'] as const) {
+      const obj = d[key];
+      if (obj && typeof obj === 'object') {
+        for (const [k, v] of Object.entries(obj)) {
+          (obj as Record<string, unknown>)[k] = sub(v, [key, k]);
+        }
+      }
+    }
+  });
 }
 
 /** True when `type^trigger` matches a pattern such as `ADT^*`, `ORU^R01` or `*`. */

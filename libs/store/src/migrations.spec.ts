@@ -58,8 +58,14 @@ describe('store migrations', () => {
         }
 
         expect(await qr.hasTable('mpi_duplicate_task')).toBe(true);
+        expect(await qr.hasTable('delivery')).toBe(true);
+        expect(await qr.hasTable('destination_state')).toBe(true);
 
         // down, newest first: every migration reverts cleanly.
+        await ds.undoLastMigration();
+        expect(await qr.hasTable('delivery')).toBe(false);
+        expect(await qr.hasTable('destination_state')).toBe(false);
+        expect(await qr.hasTable('mpi_duplicate_task')).toBe(true);
         await ds.undoLastMigration();
         expect(await qr.hasTable('mpi_duplicate_task')).toBe(false);
         expect(await qr.hasTable('mpi_block')).toBe(false);
@@ -80,6 +86,7 @@ describe('store migrations', () => {
           'CreateAuditLog1764316800001',
           'CreateMpi1764316800002',
           'CreateMatching1764316800003',
+          'CreateDelivery1764316800004',
         ]);
         expect(await qr.hasTable('message')).toBe(true);
         expect(await qr.hasTable('audit_log')).toBe(true);
