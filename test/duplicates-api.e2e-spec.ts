@@ -2,46 +2,13 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
 import { parseMessage } from '@engine/hl7';
-import {
-  type IdentityMatch,
-  type IdentityPrefetch,
-  type IdentityResolver,
-  MpiPipeline,
-  MpiStore,
-  normalizeMessage,
-  type PatientRecord,
-  type WorkingSet,
-} from '@engine/mpi';
+import { MpiPipeline, MpiStore, normalizeMessage } from '@engine/mpi';
 import { MessageRepository } from '@engine/store';
 import { receivedMessage } from '@engine/store/testing';
 import { ADMIN_KEY, startTestEngine, type TestEngine } from './support/engine';
+import { ReviewEverything } from './support/review-everything';
 
 const AUTH = { Authorization: `Bearer ${ADMIN_KEY}` };
-
-/** Candidates by family name + birth date, every one to review (the worklist plumbing). */
-class ReviewEverything implements IdentityResolver {
-  blockKeys(p: PatientRecord): string[] {
-    const family = p.names?.[0]?.family;
-    return family && p.birthDate ? [`fd:${family}:${p.birthDate.value}`] : [];
-  }
-  prefetch(p: PatientRecord, into: IdentityPrefetch): void {
-    this.blockKeys(p).forEach((k) => into.blockKeys.add(k));
-  }
-  resolve(ws: WorkingSet, p: PatientRecord): IdentityMatch | undefined {
-    const candidates = ws.recordsByBlocks(this.blockKeys(p));
-    return candidates.length === 0
-      ? undefined
-      : {
-          rule: 'test',
-          reviews: candidates.map((c, i) => ({
-            recordId: c.id,
-            euid: c.personEuid,
-            score: 8 - i,
-            breakdown: [{ field: 'family', level: 'exact', weight: 4 }],
-          })),
-        };
-  }
-}
 
 function adt(mrn: string, auth: string, given: string): string {
   return (

@@ -2,6 +2,9 @@ import { Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { ENGINE_CONFIG, type EngineConfig } from '@engine/config';
 import { DuplicateService, PatientReader } from '@engine/mpi';
+import { DeliveryQueues } from '@engine/queue';
+import { DeliveryStore, Router } from '@engine/routing';
+import { DeliveriesController } from './deliveries.controller';
 import { DuplicatesController } from './duplicates.controller';
 import { ApiKeyGuard } from './auth.guard';
 import { AuditService } from './audit.service';
@@ -11,11 +14,18 @@ import { PatientsController } from './patients.controller';
 
 /**
  * REST API: health, metrics, messages (search, view, reprocess, skip), patients (search, view,
- * unmerge), the duplicate worklist (list, view, decide).
+ * unmerge), the duplicate worklist (list, view, decide), deliveries and destinations (dead
+ * letters, replay, pause/resume, counts and lag).
  * Needs EngineConfigModule, StoreModule, QueueModule.
  */
 @Module({
-  controllers: [HealthController, MessagesController, PatientsController, DuplicatesController],
+  controllers: [
+    HealthController,
+    MessagesController,
+    PatientsController,
+    DuplicatesController,
+    DeliveriesController,
+  ],
   providers: [
     ApiKeyGuard,
     AuditService,
@@ -26,9 +36,20 @@ import { PatientsController } from './patients.controller';
     },
     {
       provide: DuplicateService,
-      useFactory: (dataSource: DataSource, config: EngineConfig) =>
-        new DuplicateService(dataSource, config.mpi.survivorship),
-      inject: [DataSource, ENGINE_CONFIG],
+      // Decisions route their events (merge → A40 / patient.merged) like the pipeline does.
+      useFactory: (dataSource: DataSource, config: EngineConfig, queues: DeliveryQueues) => {
+        const router = new Router(config);
+        return new DuplicateService(dataSource, config.mpi.survivorship, {
+          router: router.active ? router : undefined,
+          onDeliveries: (lanes) => queues.wakeSoon(lanes),
+        });
+      },
+      inject: [DataSource, ENGINE_CONFIG, DeliveryQueues],
+    },
+    {
+      provide: DeliveryStore,
+      useFactory: (dataSource: DataSource) => new DeliveryStore(dataSource),
+      inject: [DataSource],
     },
   ],
 })

@@ -1,2 +1,3 @@
 export * from './worker.module';
 export * from './inbound.processor';
+export * from './delivery.service';

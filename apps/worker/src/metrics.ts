@@ -40,3 +40,31 @@ export function pipelineMetrics() {
     },
   };
 }
+
+const delivery = {
+  outcomes: new Counter({
+    name: 'hl7_delivery_outcomes_total',
+    help: 'Delivery attempts by destination and outcome (delivered, retry, dead, skipped)',
+    labelNames: ['destination', 'outcome'] as const,
+  }),
+  sendSeconds: new Histogram({
+    name: 'hl7_delivery_send_seconds',
+    help: 'Time of one send (until the remote answer), by destination',
+    labelNames: ['destination'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  }),
+  latency: new Histogram({
+    name: 'hl7_delivery_latency_seconds',
+    help: 'From the delivery being committed to the destination accepting it, by destination',
+    labelNames: ['destination'] as const,
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  }),
+  pendingLanes: new Gauge({
+    name: 'hl7_delivery_due_lanes',
+    help: 'Lanes with due pending deliveries at the last sweep',
+  }),
+};
+
+export function deliveryMetrics() {
+  return delivery;
+}

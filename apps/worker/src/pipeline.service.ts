@@ -13,7 +13,8 @@ import {
   type BatchOutcome,
   type PendingMessage,
 } from '@engine/mpi';
-import { partitionOf } from '@engine/queue';
+import { DeliveryQueues, partitionOf } from '@engine/queue';
+import { Router } from '@engine/routing';
 
 /** What draining a partition up to a message ended with. */
 export type DrainResult =
@@ -58,13 +59,16 @@ export class PipelineService {
   constructor(
     dataSource: DataSource,
     @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    private readonly deliveries: DeliveryQueues,
   ) {
     this.store = new MpiStore(dataSource);
+    const router = new Router(config);
     this.pipeline = new MpiPipeline(this.store, {
       identity: createIdentityResolver(config.mpi.identity, config.mpi.matching),
       survivorship: config.mpi.survivorship,
       resultsUpdateDemographics: config.mpi.resultsUpdateDemographics,
       failurePolicy: config.worker.failurePolicy,
+      router: router.active ? router : undefined,
     });
   }
 
@@ -93,6 +97,8 @@ export class PipelineService {
         return 'blocked';
       }
       const outcome = await this.applyIsolated(items.slice(0, cut));
+      // Committed: wake the delivery lanes the batch wrote to (the sweeper covers a lost wake).
+      this.deliveries.wakeSoon(outcome.lanes);
       if (stats) {
         for (const s of outcome.statuses) {
           if (s.status === 'processed') {
@@ -188,6 +194,7 @@ export class PipelineService {
       return {
         messageId: row.id,
         receivedAt: row.receivedAt,
+        feed: row.feed,
         normalized: normalizeMessage(msg),
         otherPartitions: this.otherPartitions(msg),
       };

@@ -12,6 +12,8 @@ import {
   type TaskRef,
 } from './operations';
 import { maskSsn } from './normalize';
+import { lanesOf, type BatchRouter, type DeliveryLane } from './outbox';
+import type { WorkingSet } from './working-set';
 import type { DuplicateTaskStatus, HistoryRow } from './rows';
 import { fromJson, toDate } from './sql-values';
 
@@ -104,6 +106,12 @@ export class DuplicateService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly survivorship: SurvivorshipConfig,
+    private readonly routing: {
+      /** Routes the decision's events (merge → A40 / patient.merged downstream). */
+      router?: BatchRouter;
+      /** Called after the commit with the lanes that got deliveries (to enqueue them). */
+      onDeliveries?: (lanes: DeliveryLane[]) => void;
+    } = {},
   ) {
     this.dialect = dialectOf(dataSource);
     this.store = new MpiStore(dataSource);
@@ -224,7 +232,7 @@ export class DuplicateService {
       );
       const ref: TaskRef = task;
       decideTask(this.context(ws, opts), ref, action, opts.survivor);
-      await this.store.flush(ws, [], new Date());
+      await this.flush(ws);
     });
     return (await this.get(id))!;
   }
@@ -246,10 +254,20 @@ export class DuplicateService {
         (before.records ?? []).map((r) => r.id),
       );
       unmerge(this.context(ws, opts), merge);
-      await this.store.flush(ws, [], new Date());
+      await this.flush(ws);
       undone = merge;
     });
     return undone!;
+  }
+
+  /** Writes a decision's changes with the deliveries its events route to. */
+  private async flush(ws: WorkingSet): Promise<void> {
+    const now = new Date();
+    const deliveries = this.routing.router?.route([], ws.events, now) ?? [];
+    await this.store.flush(ws, [], now, deliveries);
+    if (deliveries.length > 0) {
+      this.routing.onDeliveries?.(lanesOf(deliveries));
+    }
   }
 
   private async latestUndoable(euid: string): Promise<HistoryRow | undefined> {

@@ -2,6 +2,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { DataSource } from 'typeorm';
 import { dialectOf, toSqliteTimestamp, type StoreDialect } from '@engine/store';
 import type { PrefetchKeys } from './apply';
+import type { DeliveryRow } from './outbox';
 import type { EncounterRow, IdentifierRow, PersonRow, ResultRow, SourceRecordRow } from './rows';
 import { fromJson, toDate } from './sql-values';
 import { WorkingSet } from './working-set';
@@ -73,6 +74,11 @@ const ENCOUNTER_COLS = cols(
 const RESULT_COLS = cols(
   'id:uuid, origin_record_id:uuid, order_key:text, source_record_id:uuid, status:text, data:json, ' +
     'data_time:bigint, created_at:time, updated_at:time',
+);
+const DELIVERY_COLS = cols(
+  'destination:text, route:text, lane:int, kind:text, message_id:uuid, event_type:text, ' +
+    'event_key:text, euid:uuid, payload:json, dedupe_key:text, status:text, attempts:int, ' +
+    'redeliveries:int, created_at:time, next_attempt_at:time, updated_at:time',
 );
 const EVENT_COLS = cols('type:text, euid:uuid, message_id:uuid, payload:json, created_at:time');
 const HISTORY_COLS = cols(
@@ -438,8 +444,13 @@ export class MpiStore {
    * {@link ConcurrentUpdateError} (nothing written) when another writer changed a person or a
    * record since the prefetch, or a message is no longer pending.
    */
-  async flush(ws: WorkingSet, statuses: MessageStatusUpdate[], now: Date): Promise<void> {
-    const writes = this.plan(ws, statuses, now);
+  async flush(
+    ws: WorkingSet,
+    statuses: MessageStatusUpdate[],
+    now: Date,
+    deliveries: readonly DeliveryRow[] = [],
+  ): Promise<void> {
+    const writes = this.plan(ws, statuses, now, deliveries);
     if (this.dialect === 'postgres') {
       await this.flushPg(writes);
     } else {
@@ -447,7 +458,12 @@ export class MpiStore {
     }
   }
 
-  private plan(ws: WorkingSet, statuses: MessageStatusUpdate[], now: Date): Write[] {
+  private plan(
+    ws: WorkingSet,
+    statuses: MessageStatusUpdate[],
+    now: Date,
+    deliveries: readonly DeliveryRow[],
+  ): Write[] {
     const pick = <T>(ids: Set<string>, map: Map<string, T>) => [...ids].map((id) => map.get(id)!);
     const persons = (set: Set<string>) => pick(set, ws.persons).map(personToRow);
     const records = (set: Set<string>) => pick(set, ws.records).map(recordToRow);
@@ -589,6 +605,32 @@ export class MpiStore {
           reason: h.reason,
           before: h.before,
           created_at: h.createdAt,
+        })),
+      },
+      {
+        // Routed deliveries: a (destination, dedupe key) already there is skipped, so a message
+        // applied again (reprocess) never delivers twice.
+        table: 'delivery',
+        kind: 'insert',
+        cols: DELIVERY_COLS,
+        ignoreConflicts: true,
+        rows: deliveries.map((d) => ({
+          destination: d.destination,
+          route: d.route,
+          lane: d.lane,
+          kind: d.kind,
+          message_id: d.messageId,
+          event_type: d.eventType,
+          event_key: d.eventKey,
+          euid: d.euid,
+          payload: d.payload,
+          dedupe_key: d.dedupeKey,
+          status: 'pending',
+          attempts: 0,
+          redeliveries: 0,
+          created_at: now,
+          next_attempt_at: now,
+          updated_at: now,
         })),
       },
       {

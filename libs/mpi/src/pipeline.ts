@@ -5,6 +5,8 @@ import type { IdentityResolver } from './identity';
 import { ProbabilisticIdentityResolver } from './probabilistic';
 import type { NormalizedMessage } from './model';
 import type { MessageStatusUpdate, MpiStore } from './mpi-store';
+import { lanesOf, type BatchRouter, type DeliveryLane, type RoutedMessage } from './outbox';
+import type { WorkingSet } from './working-set';
 
 /** One message of a batch: normalized, or failed before it could be (parse error, …). */
 export interface BatchItem {
@@ -13,6 +15,8 @@ export interface BatchItem {
   receivedAt: Date;
   normalized?: NormalizedMessage;
   failure?: { code: string; reason: string };
+  /** The feed the message came in on (routing); absent for bulk import (never routed). */
+  feed?: string;
 }
 
 export interface BatchOutcome {
@@ -21,6 +25,8 @@ export interface BatchOutcome {
   /** True when a failed message now holds the partition (policy `hold`). */
   held: boolean;
   events: number;
+  /** Lanes that got deliveries: enqueue them once the batch is committed. */
+  lanes: DeliveryLane[];
 }
 
 /** The apply step threw (a bug, not bad input): the item at `index` is the culprit. */
@@ -39,6 +45,8 @@ export interface MpiPipelineOptions {
   failurePolicy?: 'park' | 'hold';
   /** Default: probabilistic matching with the shipped parameters. */
   identity?: IdentityResolver;
+  /** Decides the deliveries of each batch (written in the same transaction). */
+  router?: BatchRouter;
   /** Clock (tests). */
   now?: () => Date;
 }
@@ -107,8 +115,11 @@ export class MpiPipeline {
       held = hold && outcome.status === 'error';
       statuses.push(statusOf(item.messageId, outcome, held));
     }
-    await this.store.flush(ws, statuses, now);
-    return { statuses, held, events: ws.events.length };
+    const deliveries = this.options.router
+      ? this.options.router.route(routedMessages(items, statuses, ws), ws.events, now)
+      : [];
+    await this.store.flush(ws, statuses, now, deliveries);
+    return { statuses, held, events: ws.events.length, lanes: lanesOf(deliveries) };
   }
 
   /** Records a message that cannot be applied at all (its apply step crashes). */
@@ -116,8 +127,36 @@ export class MpiPipeline {
     const held = this.options.failurePolicy === 'hold';
     const statuses = [statusOf(messageId, { status: 'error', code, reason }, held)];
     await this.store.flush(await this.store.prefetch(emptyPrefetch()), statuses, new Date());
-    return { statuses, held, events: 0 };
+    return { statuses, held, events: 0, lanes: [] };
   }
+}
+
+/** The applied messages of a batch that came from a feed, with their patient's person. */
+function routedMessages(
+  items: BatchItem[],
+  statuses: MessageStatusUpdate[],
+  ws: WorkingSet,
+): RoutedMessage[] {
+  const byId = new Map(items.map((i) => [i.messageId, i]));
+  const out: RoutedMessage[] = [];
+  for (const s of statuses) {
+    const item = byId.get(s.id);
+    const n = item?.normalized;
+    if (!item?.feed || !n) {
+      continue;
+    }
+    const p = n.patient;
+    const rec = p?.mrn !== undefined ? ws.recordByKeyIfLoaded(p.authority, p.mrn) : undefined;
+    out.push({
+      messageId: s.id,
+      feed: item.feed,
+      status: s.status,
+      event: n.event,
+      patientClass: n.encounter?.class,
+      euid: rec ? ws.owner(rec).personEuid : null,
+    });
+  }
+  return out;
 }
 
 function statusOf(id: string, outcome: ApplyOutcome, held: boolean): MessageStatusUpdate {

@@ -27,3 +27,15 @@ export function inboundQueueName(partition: number): string {
 export function inboundJobId(feed: string, messageId: string): string {
   return `${feed}-${messageId}`;
 }
+
+/** Deliveries to one destination: `deliver-<destination id>` (ids are [a-z0-9_-]). */
+export function deliveryQueueName(destination: string): string {
+  return `deliver-${destination}`;
+}
+
+/** Job of a delivery queue: "lane N of this destination may have work" (no PHI). */
+export interface DeliveryJobData {
+  lane: number;
+}
+
+export const DELIVERY_JOB = 'deliver-lane';

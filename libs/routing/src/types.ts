@@ -1,3 +1,5 @@
+import type { FieldRule } from '@engine/config';
+
 /**
  * Contracts between the router, the transforms (hl7 | json | fhir) and the senders
  * (mllp | http | file). Framework-free: no Nest, no database.
@@ -48,7 +50,7 @@ export interface RenderOptions {
   /** HL7 only: add the EUID to PID-3 (route `transform.addEuid`). */
   addEuid: boolean;
   /** HL7 only: field rules (route `transform.rules`). */
-  rules: ReadonlyArray<import('@engine/config').FieldRule>;
+  rules: readonly FieldRule[];
   /** Lookup tables for `map` rules (config `tables`). */
   tables: Readonly<Record<string, Readonly<Record<string, string>>>>;
   /** MSH-3 / MSH-4 of messages the engine builds itself (A40 for a worklist merge, …). */
