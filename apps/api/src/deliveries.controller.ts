@@ -20,7 +20,7 @@ import {
   DELIVERY_STATUSES,
   type DeliveryStatus,
   DeliveryStore,
-} from '@engine/routing';
+} from '@engine/store';
 import { actorOf } from './duplicates.controller';
 import { ApiKeyGuard, type AuthedRequest } from './auth.guard';
 import { AuditService } from './audit.service';

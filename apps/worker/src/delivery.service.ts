@@ -22,10 +22,9 @@ import {
   deliveryQueueName,
   redisConnection,
 } from '@engine/queue';
+import { type Delivery, DeliveryStore } from '@engine/store';
 import {
   createSender,
-  type Delivery,
-  DeliveryStore,
   render,
   type RenderOptions,
   retriesExhausted,

@@ -2,7 +2,6 @@ export * from './types';
 export * from './router';
 export * from './render';
 export * from './backoff';
-export * from './delivery-store';
 export * from './senders';
 export { renderHl7 } from './transforms/hl7';
 export { TransformError, checkRules } from './transforms/rules';

@@ -5,7 +5,6 @@ import {
   type RouteConfig,
 } from '@engine/config';
 import type { BatchRouter, DeliveryRow, EventRow, RoutedMessage } from '@engine/mpi';
-import { partitionOf } from '@engine/queue';
 import { v7 as uuidv7 } from 'uuid';
 
 /**
@@ -60,7 +59,7 @@ export class Router implements BatchRouter {
           ...row,
           destination,
           route: route.id,
-          lane: partitionOf(laneKey, DELIVERY_LANES),
+          lane: laneOf(laneKey),
         });
       }
     };
@@ -169,4 +168,14 @@ function messageFilterMatches(r: RouteConfig, m: RoutedMessage): boolean {
 /** MSH-4.1 (the namespace id) of a sending facility as the normalizer kept it. */
 function facilityId(f: string | undefined): string {
   return (f ?? '').split('^')[0];
+}
+
+/** Lane of a key: FNV-1a (32 bit) modulo {@link DELIVERY_LANES}. Stable across releases. */
+export function laneOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % DELIVERY_LANES;
 }

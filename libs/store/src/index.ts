@@ -33,3 +33,14 @@ export { storeMigrations } from './migrations';
 export { MessageRepository } from './message.repository';
 export { DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT, StoreError } from './paging';
 export { runMigrationsLocked, StoreModule, type StoreModuleAsyncOptions } from './store.module';
+export {
+  DELIVERY_STATUSES,
+  DeliveryStore,
+  type Delivery,
+  type DeliveryLane,
+  type DeliverySearch,
+  type DeliveryStatus,
+  type DestinationCounts,
+  type DestinationState,
+  type StoredMessageBytes,
+} from './delivery.store';

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { type DeliveryRow, MpiStore, WorkingSet } from '@engine/mpi';
-import { createDataSource } from '@engine/store';
-import { createTestDatabase, type TestDatabase } from '@engine/store/testing';
-import { DeliveryStore } from './delivery-store';
+import { createDataSource } from './data-source';
+import { DeliveryStore } from './delivery.store';
+import { createTestDatabase, type TestDatabase } from './testing';
 
 const EUID = '01890a5d-ac96-774b-bcce-b302099a8057';
 

@@ -1,7 +1,32 @@
 import type { DataSource } from 'typeorm';
-import { fromJson, toDate, type DeliveryLane } from '@engine/mpi';
-import { dialectOf, toSqliteTimestamp, type StoreDialect } from '@engine/store';
-import type { SourceMessage } from './types';
+import { dialectOf, toSqliteTimestamp, type StoreDialect } from './dialect';
+
+/** A (destination, ordering lane) pair: what a delivery queue job names. */
+export interface DeliveryLane {
+  destination: string;
+  lane: number;
+}
+
+/** The stored bytes of an inbound message, as rendering needs them. */
+export interface StoredMessageBytes {
+  id: string;
+  feed: string;
+  raw: Buffer;
+  receivedAt: Date;
+}
+
+/** PostgreSQL gives Date for timestamptz; SQLite gives 'YYYY-MM-DD HH:MM:SS.SSS' (UTC) text. */
+function toDate(v: unknown): Date {
+  if (v instanceof Date) {
+    return v;
+  }
+  const s = String(v);
+  return new Date(s.includes('T') ? s : `${s.replace(' ', 'T')}Z`);
+}
+
+function fromJson<T>(v: unknown): T {
+  return (typeof v === 'string' ? JSON.parse(v) : v) as T;
+}
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead' | 'skipped';
 export const DELIVERY_STATUSES: readonly DeliveryStatus[] = [
@@ -122,8 +147,8 @@ export class DeliveryStore {
   }
 
   /** The stored messages deliveries need (raw bytes for rendering). */
-  async messages(ids: string[]): Promise<Map<string, SourceMessage>> {
-    const out = new Map<string, SourceMessage>();
+  async messages(ids: string[]): Promise<Map<string, StoredMessageBytes>> {
+    const out = new Map<string, StoredMessageBytes>();
     if (ids.length === 0) {
       return out;
     }
