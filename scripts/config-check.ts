@@ -4,6 +4,7 @@
  * and exits 0, or prints every problem with its file and path and exits 1.
  */
 import { ConfigFileError, loadEngineConfig } from '@engine/config';
+import { checkRules } from '@engine/routing';
 
 export function checkConfig(
   file: string,
@@ -12,6 +13,18 @@ export function checkConfig(
 ): number {
   try {
     const cfg = loadEngineConfig(file);
+    // Field rules the schema cannot judge (targets like MSH-1/MSH-2, charsets).
+    const ruleProblems: string[] = [];
+    cfg.routes.forEach((r, i) => {
+      try {
+        checkRules(r.transform.rules, cfg.tables);
+      } catch (e) {
+        ruleProblems.push(`routes[${i}].transform.rules: ${(e as Error).message}`);
+      }
+    });
+    if (ruleProblems.length > 0) {
+      throw new ConfigFileError(file, ruleProblems);
+    }
     const lines = [
       `${file}: valid`,
       `  feeds: ${cfg.feeds.map((f) => `${f.id} (:${f.port})`).join(', ') || 'none'}`,

@@ -404,7 +404,7 @@ interface Origin {
  * Read, parse and validate a YAML engine config and the files it includes; errors name the
  * file, the path and the problem. Relative paths (TLS files, file destinations, includes) are
  * relative to the file that names them; `${NAME}` in HTTP urls, headers and auth is replaced by
- * the environment variable NAME.
+ * the environment variable NAME (`${NAME:-default}` when it may be unset).
  */
 export function loadEngineConfig(
   file: string,
@@ -521,7 +521,10 @@ function resolveDestinationPaths(item: unknown, dir: string): void {
   }
 }
 
-/** Replaces `${NAME}` in HTTP destinations' url, headers and auth with environment values. */
+/**
+ * Replaces `${NAME}` (or `${NAME:-default}`) in destinations' host, url, headers and auth with
+ * environment values.
+ */
 function interpolateEnv(
   merged: Record<string, unknown>,
   env: Record<string, string | undefined>,
@@ -542,18 +545,24 @@ function interpolateEnv(
       if (typeof value !== 'string') {
         return value;
       }
-      return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => {
-        const v = env[name];
-        if (v === undefined) {
-          problems.push({
-            file: origin.file,
-            problem: `${formatPath(['destinations', origin.index, ...path])}: environment variable ${name} is not set`,
-          });
-          return '';
-        }
-        return v;
-      });
+      return value.replace(
+        /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+        (_m, name: string, fallback: string | undefined) => {
+          const v = env[name] ?? fallback;
+          if (v === undefined) {
+            problems.push({
+              file: origin.file,
+              problem: `${formatPath(['destinations', origin.index, ...path])}: environment variable ${name} is not set`,
+            });
+            return '';
+          }
+          return v;
+        },
+      );
     };
+    if ('host' in d) {
+      d.host = sub(d.host, ['host']);
+    }
     if ('url' in d) {
       d.url = sub(d.url, ['url']);
     }

@@ -54,6 +54,8 @@ describe('routing config', () => {
       `${FEEDS}include: [sub/routing.yaml]
 destinations:
   - { id: out, type: file, directory: outbox, format: json }
+  - { id: ehr, type: mllp, host: '\${EHR_HOST:-127.0.0.1}', port: 6661, format: hl7 }
+  - { id: ehr2, type: mllp, host: '\${EHR2_HOST:-127.0.0.1}', port: 6662, format: hl7 }
 `,
     );
     mkdirSync(join(dir, 'sub'));
@@ -78,8 +80,13 @@ tables: { wards: { W1: WARD-1 } }
       BILLING_HOST: 'billing.example',
       BILLING_KEY: 'k1',
       BILLING_TOKEN: 't1',
+      EHR_HOST: 'ehr.internal',
     });
-    const [out, billing] = cfg.destinations;
+    const [out, ehr, ehr2, billing] = cfg.destinations;
+    expect([ehr, ehr2].map((d) => (d.type === 'mllp' ? d.host : ''))).toEqual([
+      'ehr.internal',
+      '127.0.0.1',
+    ]);
     expect(out).toMatchObject({
       type: 'file',
       directory: join(dir, 'outbox'),
