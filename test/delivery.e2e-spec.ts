@@ -357,12 +357,12 @@ describe('routing and delivery (e2e, real sinks)', () => {
     });
     expect(paused.body).toEqual({ id: 'ehr', paused: true });
     await send(streams('Q', 3, 3));
-    await sleep(1500);
-    let ehrState = (await destinations()).find((d) => d.id === 'ehr')!;
-    expect(ehrState).toMatchObject({
-      paused: true,
-      counts: expect.objectContaining({ pending: 9 }),
+    let ehrState = await waitFor('the paused deliveries', async () => {
+      const d = (await destinations()).find((x) => x.id === 'ehr')!;
+      return d.counts.pending === 9 ? d : undefined;
     });
+    expect(ehrState.paused).toBe(true);
+    await sleep(1000); // a paused destination sends nothing, however long it waits
     expect(ehrSequences(ehrNow, 'Q').size).toBe(0);
     // Billing is not paused: its events went out.
     expect((await destinations()).find((d) => d.id === 'billing')!.paused).toBe(false);
@@ -370,6 +370,7 @@ describe('routing and delivery (e2e, real sinks)', () => {
     await api('/api/destinations/ehr/resume', { method: 'POST', body: '{}' });
     ehrState = (await drained()).find((d) => d.id === 'ehr')!;
     expect(ehrState.paused).toBe(false);
+    expect(ehrSequences(ehrNow, 'Q').size).toBe(3);
     for (const seq of ehrSequences(ehrNow, 'Q').values()) {
       expect(seq).toEqual([0, 1, 2]);
     }
@@ -382,10 +383,10 @@ describe('routing and delivery (e2e, real sinks)', () => {
     await send(streams('D', 6, 5));
     const downSince = Date.now();
     // Meanwhile the deliveries wait and retry; the lag grows.
-    await sleep(5000);
-    const during = (await destinations()).find((d) => d.id === 'ehr')!;
-    expect(during.counts.pending).toBe(30);
-    expect(during.lagSeconds).toBeGreaterThan(3);
+    await waitFor('the waiting deliveries', async () => {
+      const d = (await destinations()).find((x) => x.id === 'ehr')!;
+      return d.counts.pending === 30 && d.lagSeconds > 3 ? d : undefined;
+    });
     const pending = await api('/api/deliveries?destination=ehr&status=pending&limit=500');
     const items = pending.body.items as Array<{ attempts: number; lastError: string }>;
     expect(items.some((i) => i.attempts > 0 && /ECONNREFUSED/.test(i.lastError))).toBe(true);

@@ -36,8 +36,8 @@ import { deliveryMetrics } from './metrics';
 
 /** Rows read from a lane at a time. */
 const LANE_CHUNK = 25;
-/** Lane lock time-to-live; renewed while the lane is drained. */
-const LOCK_MS = 30_000;
+/** Lane lock time-to-live (at least 3 send timeouts); renewed after every delivery. */
+const MIN_LOCK_MS = 30_000;
 /** How often the sweeper wakes lanes with due deliveries (lost jobs, Redis flushed). */
 export const DELIVERY_SWEEP_MS = 2000;
 
@@ -177,13 +177,14 @@ export class DeliveryService implements OnApplicationBootstrap, OnApplicationShu
     const redis = this.redis!;
     const key = `${this.settings.QUEUE_PREFIX}:delivery-lock:${dest.config.id}:${lane}`;
     const token = randomUUID();
-    if ((await redis.set(key, token, 'PX', LOCK_MS, 'NX')) !== 'OK') {
+    const lockMs = Math.max(MIN_LOCK_MS, 3 * dest.config.timeoutMs);
+    if ((await redis.set(key, token, 'PX', lockMs, 'NX')) !== 'OK') {
       return;
     }
     let waitUntil: Date | null = null;
     try {
       waitUntil = await this.deliverLane(dest, lane, async () => {
-        await redis.pexpire(key, LOCK_MS);
+        await redis.pexpire(key, lockMs);
       });
     } finally {
       await redis.eval(RELEASE_LOCK, 1, key, token).catch(() => undefined);
@@ -236,6 +237,7 @@ export class DeliveryService implements OnApplicationBootstrap, OnApplicationShu
           continue;
         }
         const retryAt = await this.deliverOne(dest, row, messages);
+        await renew();
         progressed = true;
         if (retryAt && ordered) {
           return retryAt;
@@ -244,7 +246,6 @@ export class DeliveryService implements OnApplicationBootstrap, OnApplicationShu
           earliest = minDate(earliest, retryAt);
         }
       }
-      await renew();
       if (!progressed) {
         return earliest;
       }
