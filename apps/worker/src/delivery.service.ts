@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import {
+  type BeforeApplicationShutdown,
   Inject,
   Injectable,
   Logger,
   type OnApplicationBootstrap,
-  type OnApplicationShutdown,
 } from '@nestjs/common';
-import { type Job, Worker } from 'bullmq';
+import { Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { DataSource } from 'typeorm';
 import {
@@ -22,9 +22,9 @@ import {
   deliveryQueueName,
   redisConnection,
 } from '@engine/queue';
-import { type Delivery, DeliveryStore } from '@engine/store';
 import {
   createSender,
+  type Rendered,
   render,
   type RenderOptions,
   retriesExhausted,
@@ -32,250 +32,262 @@ import {
   type Sender,
   type SourceMessage,
 } from '@engine/routing';
+import { type Delivery, DeliveryStore } from '@engine/store';
 import { deliveryMetrics } from './metrics';
 
-/** Rows read from a lane at a time. */
-const LANE_CHUNK = 25;
-/** Lane lock time-to-live (at least 3 send timeouts); renewed after every delivery. */
-const MIN_LOCK_MS = 30_000;
-/** How often the sweeper wakes lanes with due deliveries (lost jobs, Redis flushed). */
-export const DELIVERY_SWEEP_MS = 2000;
+/** Most deliveries of one destination read (and their outcomes written) at a time. */
+const BATCH = 500;
+/** Destination lease: one process delivers a destination at a time (order across processes). */
+const LEASE_MS = 15_000;
+const RENEW_MS = 5_000;
+/** Longest a delivering process waits before it looks at the table again by itself. */
+const IDLE_POLL_MS = 250;
+/** How often a process that does not hold a destination's lease tries to take it. */
+const STANDBY_POLL_MS = 2_000;
+/** Pause state is read from Redis at most this often. */
+const PAUSE_CACHE_MS = 500;
 
-const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const RENEW_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+const RELEASE_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
-interface Destination {
-  config: DestinationConfig;
-  sender: Sender;
-  worker?: Worker<DeliveryJobData>;
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What happened to one delivery of a batch. */
+type Outcome =
+  | { kind: 'delivered'; remoteAck: string; at: Date }
+  | { kind: 'retry'; error: string; remoteAck: string | null; at: Date; retryAt: Date }
+  | { kind: 'dead'; error: string; remoteAck: string | null; at: Date; attempted: boolean }
+  | { kind: 'skipped'; reason: string; at: Date };
 
 /**
- * Delivers the `delivery` rows (written by the pipeline in the same transaction as the MPI
- * changes) to their destinations. One BullMQ queue per destination; a job names a lane. The
- * lane's rows go out one at a time in id order under a Redis lock (one patient's updates in
- * order, whichever worker process takes the job), different lanes in parallel up to the
- * destination's `concurrency`. A transient failure blocks the lane (ordering `patient`) until
- * the retry, so nothing overtakes it; a permanent one dead-letters the row and the lane goes on.
+ * Delivers one destination's `delivery` rows (written by the pipeline in the same transaction
+ * as the MPI changes). One process at a time holds the destination's lease and runs the loop:
+ * read the oldest due rows (id order), send them lane by lane — a lane is one patient's rows,
+ * sent one at a time in order; `concurrency` lanes in parallel — and write the outcomes of the
+ * batch together. A transient failure stops its lane until the retry time (nothing of that
+ * patient overtakes it); a permanent one dead-letters the row and the lane goes on. BullMQ jobs
+ * on `deliver-<destination>` wake the loop at once; it also looks by itself every 250 ms, so a
+ * lost job (Redis flushed) only delays a delivery.
  */
-@Injectable()
-export class DeliveryService implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger(DeliveryService.name);
-  private readonly store: DeliveryStore;
-  private readonly destinations = new Map<string, Destination>();
-  private readonly renderOptions: Omit<RenderOptions, 'addEuid' | 'rules'>;
-  private readonly routes: Map<string, EngineConfig['routes'][number]>;
-  private redis?: Redis;
-  private sweepTimer?: NodeJS.Timeout;
+class DestinationRunner {
+  private readonly logger: Logger;
+  private readonly sender: Sender;
+  private readonly leaseKey: string;
+  private readonly token = randomUUID();
+  private holding = false;
   private stopping = false;
-  private readonly pausedCache = new Map<string, { paused: boolean; at: number }>();
-  private readonly metrics = deliveryMetrics();
+  private wakeUp: (() => void) | null = null;
+  private woken = false;
+  private loop?: Promise<void>;
+  private renewTimer?: NodeJS.Timeout;
+  private pausedAt = 0;
+  private pausedValue = false;
 
   constructor(
-    dataSource: DataSource,
-    @Inject(SETTINGS) private readonly settings: Settings,
-    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
-    private readonly queues: DeliveryQueues,
+    readonly config: DestinationConfig,
+    private readonly deps: {
+      store: DeliveryStore;
+      queues: DeliveryQueues;
+      redis: Redis;
+      prefix: string;
+      renderOptions: (route: string) => RenderOptions;
+      metrics: ReturnType<typeof deliveryMetrics>;
+    },
   ) {
-    this.store = new DeliveryStore(dataSource);
-    this.renderOptions = {
-      euidAuthority: config.mpi.euidAuthority,
-      tables: config.tables,
-      application: 'HL7-MPI-ENGINE',
-      facility: config.mpi.euidAuthority,
-    };
-    this.routes = new Map(config.routes.map((r) => [r.id, r]));
+    this.logger = new Logger(`Delivery:${config.id}`);
+    this.sender = createSender(config);
+    this.leaseKey = `${deps.prefix}:delivery-lease:${config.id}`;
   }
 
-  async onApplicationBootstrap(): Promise<void> {
-    if (this.config.destinations.length === 0) {
+  start(): void {
+    this.loop = this.run().catch((err: Error) =>
+      this.logger.error(`delivery loop stopped: ${err.message}`),
+    );
+    this.renewTimer = setInterval(() => void this.renew(), RENEW_MS);
+    this.renewTimer.unref();
+  }
+
+  /** A job arrived (or the API replayed): look at the table now. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.renewTimer);
+    this.wake();
+    await this.loop;
+    if (this.holding) {
+      await this.deps.redis.eval(RELEASE_LEASE, 1, this.leaseKey, this.token).catch(() => 0);
+    }
+    await this.sender.close();
+  }
+
+  private async renew(): Promise<void> {
+    if (!this.holding) {
       return;
     }
-    this.redis = new Redis({
-      ...(redisConnection(this.settings.REDIS_URL, 'worker') as RedisOptions),
-      connectionName: 'engine-delivery-locks',
+    const ok = await this.deps.redis
+      .eval(RENEW_LEASE, 1, this.leaseKey, this.token, String(LEASE_MS))
+      .catch(() => 0);
+    if (ok !== 1) {
+      this.holding = false;
+      this.logger.warn('lost the destination lease; another worker delivers now');
+    }
+  }
+
+  private async isPaused(): Promise<boolean> {
+    if (Date.now() - this.pausedAt > PAUSE_CACHE_MS) {
+      this.pausedValue = await this.deps.queues.isPaused(this.config.id);
+      this.pausedAt = Date.now();
+    }
+    return this.pausedValue;
+  }
+
+  /** Waits for a wake-up or `ms`, whichever comes first. */
+  private async idle(ms: number): Promise<void> {
+    if (this.woken || this.stopping) {
+      this.woken = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(1, ms));
+      this.wakeUp = () => {
+        clearTimeout(timer);
+        resolve();
+      };
     });
-    this.redis.on('error', (err: Error) => this.logger.warn(`lock connection: ${err.message}`));
-    const states = await this.store.destinationStates();
-    for (const config of this.config.destinations) {
-      const dest: Destination = { config, sender: createSender(config) };
-      this.destinations.set(config.id, dest);
-      // A pause or resume through the API outlives restarts; else the config decides.
-      const paused = states.get(config.id)?.paused ?? config.paused;
-      if (paused !== (await this.queues.isPaused(config.id))) {
-        await (paused ? this.queues.pause(config.id) : this.queues.resume(config.id));
-      }
-      const worker = new Worker<DeliveryJobData>(
-        deliveryQueueName(config.id),
-        (job: Job<DeliveryJobData>) => this.drainLane(dest, job.data.lane),
-        {
-          connection: redisConnection(this.settings.REDIS_URL, 'worker'),
-          prefix: this.settings.QUEUE_PREFIX,
-          concurrency: config.concurrency,
-          autorun: true,
-        },
-      );
-      worker.on('error', (err) => this.logger.warn(`delivery worker ${config.id}: ${err.message}`));
-      worker.on('failed', (_job, err) =>
-        this.logger.warn(`delivery lane of ${config.id} failed (retried): ${err.message}`),
-      );
-      dest.worker = worker;
-    }
-    this.logger.log(
-      `delivering to ${this.config.destinations.map((d) => `${d.id} (${d.type}, ${d.format})`).join(', ')}`,
-    );
-    void this.sweep();
-    this.sweepTimer = setInterval(() => void this.sweep(), DELIVERY_SWEEP_MS);
-    this.sweepTimer.unref();
+    this.wakeUp = null;
+    this.woken = false;
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    this.stopping = true;
-    clearInterval(this.sweepTimer);
-    await Promise.all([...this.destinations.values()].map(async (d) => d.worker?.close()));
-    await Promise.all([...this.destinations.values()].map((d) => d.sender.close()));
-    this.redis?.disconnect();
-  }
-
-  /** Wakes every lane whose first pending delivery is due (covers lost or flushed jobs). */
-  async sweep(): Promise<void> {
-    try {
-      const now = Date.now();
-      const due = (await this.store.pendingLanes()).filter(
-        (l) => l.dueAt.getTime() <= now && this.destinations.has(l.destination),
-      );
-      const awake: typeof due = [];
-      for (const l of due) {
-        if (!(await this.isPaused(l.destination))) {
-          awake.push(l);
+  private async run(): Promise<void> {
+    while (!this.stopping) {
+      try {
+        if (!this.holding) {
+          this.holding =
+            (await this.deps.redis.set(this.leaseKey, this.token, 'PX', LEASE_MS, 'NX')) === 'OK';
+          if (!this.holding) {
+            await this.idle(STANDBY_POLL_MS);
+            continue;
+          }
         }
+        if (await this.isPaused()) {
+          await this.idle(IDLE_POLL_MS);
+          continue;
+        }
+        const waitMs = await this.deliverBatch();
+        if (waitMs > 0) {
+          await this.idle(waitMs);
+        }
+      } catch (err) {
+        // Database or Redis unreachable: try again shortly; rows stay pending.
+        this.logger.warn(`delivery batch failed (retrying): ${(err as Error).message}`);
+        await sleep(1000);
       }
-      this.metrics.pendingLanes.set(due.length);
-      if (awake.length > 0) {
-        await this.queues.wake(awake);
-      }
-    } catch (err) {
-      this.logger.warn(`delivery sweep failed: ${(err as Error).message}`);
     }
-  }
-
-  private async isPaused(destination: string): Promise<boolean> {
-    const cached = this.pausedCache.get(destination);
-    if (cached && Date.now() - cached.at < 500) {
-      return cached.paused;
-    }
-    const paused = await this.queues.isPaused(destination);
-    this.pausedCache.set(destination, { paused, at: Date.now() });
-    return paused;
   }
 
   /**
-   * Delivers a lane's pending rows in order while it holds the lane's lock. A job that finds
-   * the lock taken returns at once: the holder looks again after releasing it, so a wake-up is
-   * never lost.
+   * Delivers one batch of due rows. Returns 0 to go on at once, or how long to wait (nothing
+   * due, or everything due waits behind a retry).
    */
-  async drainLane(dest: Destination, lane: number): Promise<void> {
-    const redis = this.redis!;
-    const key = `${this.settings.QUEUE_PREFIX}:delivery-lock:${dest.config.id}:${lane}`;
-    const token = randomUUID();
-    const lockMs = Math.max(MIN_LOCK_MS, 3 * dest.config.timeoutMs);
-    if ((await redis.set(key, token, 'PX', lockMs, 'NX')) !== 'OK') {
-      return;
+  private async deliverBatch(): Promise<number> {
+    const now = new Date();
+    const ordered = this.config.ordering === 'patient';
+    const blocked = ordered ? await this.deps.store.blockedLanes(this.config.id, now) : new Map();
+    const rows = await this.deps.store.dueDeliveries(this.config.id, now, BATCH, [
+      ...blocked.keys(),
+    ]);
+    if (rows.length === 0) {
+      const next = await this.deps.store.nextDue(this.config.id);
+      return next ? Math.min(IDLE_POLL_MS, Math.max(1, next.getTime() - Date.now())) : IDLE_POLL_MS;
     }
-    let waitUntil: Date | null = null;
-    try {
-      waitUntil = await this.deliverLane(dest, lane, async () => {
-        await redis.pexpire(key, lockMs);
-      });
-    } finally {
-      await redis.eval(RELEASE_LOCK, 1, key, token).catch(() => undefined);
+    const messages = await this.deps.store.messages([
+      ...new Set(rows.map((r) => r.messageId).filter((id): id is string => id !== null)),
+    ]);
+    // Lanes in order of their oldest row; within a lane, id order.
+    const lanes = new Map<number, Delivery[]>();
+    for (const r of rows) {
+      const key = ordered ? r.lane : lanes.size; // ordering none: every row its own lane
+      const list = lanes.get(key) ?? [];
+      list.push(r);
+      lanes.set(key, list);
     }
-    if (waitUntil) {
-      await this.queues.wake(
-        [{ destination: dest.config.id, lane }],
-        waitUntil.getTime() - Date.now(),
-      );
-      return;
-    }
-    // Rows committed while the lock was held (their wake-up found it taken): look again.
-    if (!this.stopping && !(await this.isPaused(dest.config.id))) {
-      const [first] = await this.store.pendingInLane(dest.config.id, lane, 1);
-      if (first && first.nextAttemptAt.getTime() <= Date.now()) {
-        await this.queues.wake([{ destination: dest.config.id, lane }]);
-      }
-    }
-  }
-
-  /** Returns when the lane is empty, paused or stopping (null) or blocked until a retry time. */
-  private async deliverLane(
-    dest: Destination,
-    lane: number,
-    renew: () => Promise<void>,
-  ): Promise<Date | null> {
-    const ordered = dest.config.ordering === 'patient';
-    for (;;) {
-      if (this.stopping || (await this.isPaused(dest.config.id))) {
-        return null;
-      }
-      const rows = await this.store.pendingInLane(dest.config.id, lane, LANE_CHUNK);
-      if (rows.length === 0) {
-        return null;
-      }
-      const messages = await this.store.messages([
-        ...new Set(rows.map((r) => r.messageId).filter((id): id is string => id !== null)),
-      ]);
-      let progressed = false;
-      let earliest: Date | null = null;
-      for (const row of rows) {
-        if (this.stopping) {
-          return null;
-        }
-        if (row.nextAttemptAt.getTime() > Date.now()) {
-          if (ordered) {
-            return row.nextAttemptAt; // the lane waits for its oldest row's retry
+    const outcomes = new Map<string, Outcome>();
+    const queue = [...lanes.values()];
+    const runLane = async (): Promise<void> => {
+      for (let lane = queue.shift(); lane; lane = queue.shift()) {
+        for (const row of lane) {
+          if (this.stopping || !this.holding) {
+            return;
           }
-          earliest = minDate(earliest, row.nextAttemptAt);
-          continue;
-        }
-        const retryAt = await this.deliverOne(dest, row, messages);
-        await renew();
-        progressed = true;
-        if (retryAt && ordered) {
-          return retryAt;
-        }
-        if (retryAt) {
-          earliest = minDate(earliest, retryAt);
+          const outcome = await this.deliverOne(row, messages);
+          outcomes.set(row.id, outcome);
+          if (outcome.kind === 'retry' && ordered) {
+            break; // the rest of this patient's rows wait for the retry
+          }
         }
       }
-      if (!progressed) {
-        return earliest;
-      }
-    }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.config.concurrency, queue.length) }, runLane),
+    );
+    await this.record(rows, outcomes);
+    return 0;
   }
 
-  /** Renders and sends one delivery and records the outcome; returns the retry time if any. */
-  private async deliverOne(
-    dest: Destination,
-    row: Delivery,
-    messages: Map<string, SourceMessage>,
-  ): Promise<Date | null> {
-    const id = dest.config.id;
+  /** Writes a batch's outcomes: the delivered ones in one statement, the others one by one. */
+  private async record(rows: Delivery[], outcomes: Map<string, Outcome>): Promise<void> {
+    const store = this.deps.store;
+    const id = this.config.id;
+    const delivered: Array<{ id: string; remoteAck: string; at: Date }> = [];
+    for (const row of rows) {
+      const o = outcomes.get(row.id);
+      if (!o) {
+        continue;
+      }
+      this.deps.metrics.outcomes.inc({ destination: id, outcome: o.kind });
+      switch (o.kind) {
+        case 'delivered':
+          delivered.push({ id: row.id, remoteAck: o.remoteAck, at: o.at });
+          this.deps.metrics.latency.observe(
+            { destination: id },
+            (o.at.getTime() - row.createdAt.getTime()) / 1000,
+          );
+          break;
+        case 'retry':
+          await store.markRetry(row.id, o.error, o.remoteAck, o.retryAt, o.at);
+          if (row.attempts === 0 || (row.attempts + 1) % 10 === 0) {
+            this.logger.warn(
+              `delivery ${row.id} failed (attempt ${row.attempts + 1}, retrying): ${o.error}`,
+            );
+          }
+          break;
+        case 'dead':
+          await store.markDead(row.id, o.error, o.remoteAck, o.at, o.attempted);
+          this.logger.warn(`delivery ${row.id} dead-lettered: ${o.error}`);
+          break;
+        case 'skipped':
+          await store.markSkipped(row.id, o.reason, o.at);
+          break;
+      }
+    }
+    await store.markDeliveredMany(delivered);
+  }
+
+  /** Renders and sends one delivery. */
+  private async deliverOne(row: Delivery, messages: Map<string, SourceMessage>): Promise<Outcome> {
     const message = row.messageId ? messages.get(row.messageId) : undefined;
     if (row.kind === 'message' && !message) {
-      await this.store.markDead(
-        row.id,
-        'the source message is no longer stored',
-        null,
-        new Date(),
-        false,
-      );
-      this.metrics.outcomes.inc({ destination: id, outcome: 'dead' });
-      return null;
+      const error = 'the source message is no longer stored';
+      return { kind: 'dead', error, remoteAck: null, at: new Date(), attempted: false };
     }
-    let rendered;
+    let rendered: Rendered | null;
     try {
-      const route = this.routes.get(row.route);
       rendered = render(
-        dest.config.format,
+        this.config.format,
         {
           deliveryId: row.id,
           kind: row.kind,
@@ -293,67 +305,125 @@ export class DeliveryService implements OnApplicationBootstrap, OnApplicationShu
               : undefined,
           euid: row.euid,
         },
-        {
-          ...this.renderOptions,
-          addEuid: route?.transform.addEuid ?? true,
-          rules: route?.transform.rules ?? [],
-        },
+        this.deps.renderOptions(row.route),
       );
     } catch (err) {
       // A transform that cannot render this input will not do better later: dead-letter it.
-      await this.store.markDead(
-        row.id,
-        `render failed: ${(err as Error).message}`,
-        null,
-        new Date(),
-        false,
-      );
-      this.metrics.outcomes.inc({ destination: id, outcome: 'dead' });
-      return null;
+      const error = `render failed: ${(err as Error).message}`;
+      return { kind: 'dead', error, remoteAck: null, at: new Date(), attempted: false };
     }
     if (!rendered) {
-      await this.store.markSkipped(row.id, `nothing to send as ${dest.config.format}`, new Date());
-      this.metrics.outcomes.inc({ destination: id, outcome: 'skipped' });
-      return null;
+      return {
+        kind: 'skipped',
+        reason: `nothing to send as ${this.config.format}`,
+        at: new Date(),
+      };
     }
     const started = process.hrtime.bigint();
-    const outcome = await dest.sender.send(rendered, row.id);
-    this.metrics.sendSeconds.observe(
-      { destination: id },
+    const outcome = await this.sender.send(rendered, row.id);
+    this.deps.metrics.sendSeconds.observe(
+      { destination: this.config.id },
       Number(process.hrtime.bigint() - started) / 1e9,
     );
-    const now = new Date();
+    const at = new Date();
     if (outcome.ok) {
-      await this.store.markDelivered(row.id, outcome.remoteAck, now);
-      this.metrics.outcomes.inc({ destination: id, outcome: 'delivered' });
-      this.metrics.latency.observe(
-        { destination: id },
-        (now.getTime() - row.createdAt.getTime()) / 1000,
-      );
-      return null;
+      return { kind: 'delivered', remoteAck: outcome.remoteAck, at };
     }
     const attempts = row.attempts + 1;
-    if (!outcome.retry || retriesExhausted(dest.config.retry, attempts)) {
-      const why = outcome.retry
+    const remoteAck = outcome.remoteAck ?? null;
+    if (!outcome.retry || retriesExhausted(this.config.retry, attempts)) {
+      const error = outcome.retry
         ? `gave up after ${attempts} attempts: ${outcome.error}`
         : outcome.error;
-      await this.store.markDead(row.id, why, outcome.remoteAck ?? null, now);
-      this.metrics.outcomes.inc({ destination: id, outcome: 'dead' });
-      this.logger.warn(`delivery ${row.id} to ${id} dead-lettered: ${why}`);
-      return null;
+      return { kind: 'dead', error, remoteAck, at, attempted: true };
     }
-    const retryAt = new Date(now.getTime() + retryDelayMs(dest.config.retry, attempts));
-    await this.store.markRetry(row.id, outcome.error, outcome.remoteAck ?? null, retryAt, now);
-    this.metrics.outcomes.inc({ destination: id, outcome: 'retry' });
-    if (attempts === 1 || attempts % 10 === 0) {
-      this.logger.warn(
-        `delivery ${row.id} to ${id} failed (attempt ${attempts}, retrying): ${outcome.error}`,
-      );
-    }
-    return retryAt;
+    const retryAt = new Date(at.getTime() + retryDelayMs(this.config.retry, attempts));
+    return { kind: 'retry', error: outcome.error, remoteAck, at, retryAt };
   }
 }
 
-function minDate(a: Date | null, b: Date): Date {
-  return a && a.getTime() <= b.getTime() ? a : b;
+/**
+ * The delivery worker: a {@link DestinationRunner} per configured destination, and a BullMQ
+ * worker per destination queue whose jobs wake the runner.
+ */
+@Injectable()
+export class DeliveryService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(DeliveryService.name);
+  private readonly store: DeliveryStore;
+  private readonly runners = new Map<string, DestinationRunner>();
+  private readonly workers: Worker<DeliveryJobData>[] = [];
+  private redis?: Redis;
+
+  constructor(
+    dataSource: DataSource,
+    @Inject(SETTINGS) private readonly settings: Settings,
+    @Inject(ENGINE_CONFIG) private readonly config: EngineConfig,
+    private readonly queues: DeliveryQueues,
+  ) {
+    this.store = new DeliveryStore(dataSource);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.config.destinations.length === 0) {
+      return;
+    }
+    this.redis = new Redis({
+      ...(redisConnection(this.settings.REDIS_URL, 'worker') as RedisOptions),
+      connectionName: 'engine-delivery-leases',
+    });
+    this.redis.on('error', (err: Error) => this.logger.warn(`lease connection: ${err.message}`));
+    const routes = new Map(this.config.routes.map((r) => [r.id, r]));
+    const base = {
+      euidAuthority: this.config.mpi.euidAuthority,
+      tables: this.config.tables,
+      application: 'HL7-MPI-ENGINE',
+      facility: this.config.mpi.euidAuthority,
+    };
+    const renderOptions = (route: string): RenderOptions => {
+      const r = routes.get(route);
+      return { ...base, addEuid: r?.transform.addEuid ?? true, rules: r?.transform.rules ?? [] };
+    };
+    const states = await this.store.destinationStates();
+    for (const config of this.config.destinations) {
+      // A pause or resume through the API outlives restarts; else the config decides.
+      const paused = states.get(config.id)?.paused ?? config.paused;
+      if (paused !== (await this.queues.isPaused(config.id))) {
+        await (paused ? this.queues.pause(config.id) : this.queues.resume(config.id));
+      }
+      const runner = new DestinationRunner(config, {
+        store: this.store,
+        queues: this.queues,
+        redis: this.redis,
+        prefix: this.settings.QUEUE_PREFIX,
+        renderOptions,
+        metrics: deliveryMetrics(),
+      });
+      this.runners.set(config.id, runner);
+      runner.start();
+      const worker = new Worker<DeliveryJobData>(
+        deliveryQueueName(config.id),
+        () => {
+          runner.wake();
+          return Promise.resolve();
+        },
+        {
+          connection: redisConnection(this.settings.REDIS_URL, 'worker'),
+          prefix: this.settings.QUEUE_PREFIX,
+          concurrency: 1,
+        },
+      );
+      worker.on('error', (err) => this.logger.warn(`delivery queue ${config.id}: ${err.message}`));
+      this.workers.push(worker);
+    }
+    this.logger.log(
+      `delivering to ${this.config.destinations.map((d) => `${d.id} (${d.type}, ${d.format})`).join(', ')}`,
+    );
+  }
+
+  /** Before the database and Redis close: finish the batches in flight, release the leases. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+    await Promise.all([...this.runners.values()].map((r) => r.stop()));
+    this.redis?.disconnect();
+  }
 }

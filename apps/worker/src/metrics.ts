@@ -59,10 +59,6 @@ const delivery = {
     labelNames: ['destination'] as const,
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
   }),
-  pendingLanes: new Gauge({
-    name: 'hl7_delivery_due_lanes',
-    help: 'Lanes with due pending deliveries at the last sweep',
-  }),
 };
 
 export function deliveryMetrics() {

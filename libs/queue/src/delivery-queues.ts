@@ -15,10 +15,10 @@ const WAKE_COALESCE_MS = 5;
 
 /**
  * Producer side of the per-destination delivery queues (one BullMQ queue per destination).
- * A job only says "this lane may have work": the rows and their order live in the `delivery`
- * table, so a lost, duplicated or late job never loses or reorders a delivery (the delivery
- * sweeper wakes any lane with due rows). Jobs carry no custom id on purpose: a wake-up that
- * arrives while the lane is being drained must not be deduplicated away.
+ * A job only says "this destination has new work": the rows and their order live in the
+ * `delivery` table, so a lost, duplicated or late job never loses or reorders a delivery (the
+ * delivering process also looks at the table on its own). Wake-ups of the same few
+ * milliseconds are coalesced into one job per destination.
  */
 @Injectable()
 export class DeliveryQueues implements OnApplicationShutdown {
@@ -54,19 +54,21 @@ export class DeliveryQueues implements OnApplicationShutdown {
     return q;
   }
 
-  /** Adds one wake-up job per lane (optionally delayed), all in one Redis pipeline. */
+  /** Adds one wake-up job per destination named (optionally delayed), in one Redis pipeline. */
   async wake(lanes: readonly LaneRef[], delayMs = 0): Promise<void> {
-    const known = lanes.filter((l) => this.queues.has(l.destination));
-    if (known.length === 0) {
+    const destinations = [...new Set(lanes.map((l) => l.destination))].filter((d) =>
+      this.queues.has(d),
+    );
+    if (destinations.length === 0) {
       return;
     }
-    const client = await this.queue(known[0].destination).client;
+    const client = await this.queue(destinations[0]).client;
     const pipeline = client.pipeline();
-    for (const l of known) {
+    for (const d of destinations) {
       const job = new Job<DeliveryJobData>(
-        this.queue(l.destination),
+        this.queue(d),
         DELIVERY_JOB,
-        { lane: l.lane },
+        {},
         {
           delay: Math.max(0, Math.round(delayMs)),
           removeOnComplete: true,
@@ -84,12 +86,12 @@ export class DeliveryQueues implements OnApplicationShutdown {
   }
 
   /**
-   * Wakes lanes in the background, coalescing the lanes of the next few milliseconds into one
-   * pipeline. A failure is only logged: the delivery sweeper wakes lanes with due rows.
+   * Wakes destinations in the background, coalescing those of the next few milliseconds into
+   * one pipeline. A failure is only logged: the delivering process polls the table anyway.
    */
   wakeSoon(lanes: readonly LaneRef[]): void {
     for (const l of lanes) {
-      this.pending.set(`${l.destination}\u0000${l.lane}`, l);
+      this.pending.set(l.destination, l);
     }
     if (!this.flushing && this.pending.size > 0) {
       this.flushing = true;
@@ -105,7 +107,7 @@ export class DeliveryQueues implements OnApplicationShutdown {
         await this.wake(batch);
       } catch (err) {
         this.logger.warn(
-          `waking ${batch.length} delivery lane(s) failed (the sweeper retries): ${(err as Error).message}`,
+          `waking ${batch.length} destination(s) failed (deliveries wait for the next poll): ${(err as Error).message}`,
         );
       }
     }

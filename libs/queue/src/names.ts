@@ -33,9 +33,7 @@ export function deliveryQueueName(destination: string): string {
   return `deliver-${destination}`;
 }
 
-/** Job of a delivery queue: "lane N of this destination may have work" (no PHI). */
-export interface DeliveryJobData {
-  lane: number;
-}
+/** Job of a delivery queue: "this destination has new work" (no payload, no PHI). */
+export type DeliveryJobData = Record<string, never>;
 
-export const DELIVERY_JOB = 'deliver-lane';
+export const DELIVERY_JOB = 'deliver-wake';

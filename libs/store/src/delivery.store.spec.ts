@@ -80,6 +80,42 @@ describe('DeliveryStore', () => {
       );
     });
 
+    it('reads due deliveries in id order, skipping lanes that wait for a retry', async () => {
+      const lab = (n: number, lane: number) =>
+        row(n, { destination: 'lab', lane, dedupeKey: `lab:${n}` });
+      await mpi.flush(new WorkingSet(), [], t0, [lab(1, 3), lab(2, 5), lab(3, 3), lab(4, 5)]);
+      const due = await store.dueDeliveries('lab', t0, 10);
+      expect(due.map((d) => [d.lane, d.payload])).toEqual([
+        [3, { n: 1 }],
+        [5, { n: 2 }],
+        [3, { n: 3 }],
+        [5, { n: 4 }],
+      ]);
+      expect((await store.dueDeliveries('lab', t0, 10, [3])).map((d) => d.lane)).toEqual([5, 5]);
+      expect(await store.dueDeliveries('lab', new Date(t0.getTime() - 1), 10)).toEqual([]);
+
+      const retryAt = new Date(t0.getTime() + 30_000);
+      await store.markRetry(due[0].id, 'AR', 'AR', retryAt, t0);
+      expect(await store.blockedLanes('lab', t0)).toEqual(new Map([[3, retryAt]]));
+      expect(await store.nextDue('lab')).toEqual(t0);
+      expect(await store.nextDue('nowhere')).toBeNull();
+
+      const at = new Date(t0.getTime() + 250);
+      expect(
+        await store.markDeliveredMany([
+          { id: due[1].id, remoteAck: 'AA', at },
+          { id: due[3].id, remoteAck: 'CA', at },
+          { id: due[1].id, remoteAck: 'AA', at }, // already delivered: not counted twice
+        ]),
+      ).toBe(2);
+      expect(await store.get(due[3].id)).toMatchObject({
+        status: 'delivered',
+        remoteAck: 'CA',
+        latencyMs: 250,
+        attempts: 1,
+      });
+    });
+
     it('records outcomes, replays dead ones, and delivered ones only when forced', async () => {
       const [a, b, c] = await store.pendingInLane('ehr', 3, 10);
       const later = new Date(t0.getTime() + 1500);

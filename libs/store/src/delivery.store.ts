@@ -134,6 +134,68 @@ export class DeliveryStore {
     return rows.map(deliveryFromRow);
   }
 
+  /**
+   * Lanes of a destination that wait for a retry (their oldest failed delivery is not due yet):
+   * with ordering by patient nothing else of such a lane may go first.
+   */
+  async blockedLanes(destination: string, now: Date): Promise<Map<number, Date>> {
+    const rows = await this.query(
+      `SELECT "lane", MIN("next_attempt_at") AS "due" FROM "delivery" WHERE "destination" = $1 AND "status" = 'pending' AND "next_attempt_at" > $2 GROUP BY "lane"`,
+      [destination, this.time(now)],
+    );
+    return new Map(rows.map((r) => [Number(r.lane), toDate(r.due)]));
+  }
+
+  /** The oldest due pending deliveries of a destination (id order), skipping some lanes. */
+  async dueDeliveries(
+    destination: string,
+    now: Date,
+    limit: number,
+    skipLanes: readonly number[] = [],
+  ): Promise<Delivery[]> {
+    const skip =
+      skipLanes.length === 0
+        ? ''
+        : ` AND "lane" NOT IN (${skipLanes.map((l) => String(Math.trunc(l))).join(', ')})`;
+    const rows = await this.query(
+      `SELECT * FROM "delivery" WHERE "destination" = $1 AND "status" = 'pending' AND "next_attempt_at" <= $2${skip} ORDER BY "id" LIMIT ${Math.max(1, Math.trunc(limit))}`,
+      [destination, this.time(now)],
+    );
+    return rows.map(deliveryFromRow);
+  }
+
+  /** When the next pending delivery of a destination is due (null: nothing pending). */
+  async nextDue(destination: string): Promise<Date | null> {
+    const [row] = await this.query(
+      `SELECT MIN("next_attempt_at") AS "due" FROM "delivery" WHERE "destination" = $1 AND "status" = 'pending'`,
+      [destination],
+    );
+    return row?.due ? toDate(row.due) : null;
+  }
+
+  /** Marks many deliveries delivered in one statement (one commit for a whole batch). */
+  async markDeliveredMany(
+    items: ReadonlyArray<{ id: string; remoteAck: string; at: Date }>,
+  ): Promise<number> {
+    if (items.length === 0) {
+      return 0;
+    }
+    if (this.dialect === 'postgres') {
+      const rows = await this.update(
+        `UPDATE "delivery" d SET "status" = 'delivered', "attempts" = d."attempts" + 1, "remote_ack" = x."ack", "last_error" = NULL, "delivered_at" = x."at", "updated_at" = x."at", "latency_ms" = GREATEST(0, (EXTRACT(EPOCH FROM (x."at" - d."created_at")) * 1000)::int) FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS x("id", "ack", "at") WHERE d."id" = x."id" AND d."status" = 'pending' RETURNING d."id"`,
+        [items.map((i) => i.id), items.map((i) => i.remoteAck), items.map((i) => i.at)],
+      );
+      return rows.length;
+    }
+    // SQLite: one statement each (a TypeORM transaction would take in whatever else runs on
+    // the single shared connection meanwhile).
+    let n = 0;
+    for (const i of items) {
+      n += (await this.markDelivered(i.id, i.remoteAck, i.at)) ? 1 : 0;
+    }
+    return n;
+  }
+
   /** Lanes with pending deliveries, and when the first of each is due. */
   async pendingLanes(): Promise<Array<DeliveryLane & { dueAt: Date }>> {
     const rows = await this.query(

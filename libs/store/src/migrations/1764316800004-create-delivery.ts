@@ -7,7 +7,8 @@ import { dialectOf } from '../dialect';
  * - `delivery`: one row per (message or MPI event, route, destination), written in the same
  *   transaction as the MPI changes that produced it. `dedupe_key` is unique per destination, so
  *   a retried or replayed message never delivers twice. `lane` orders one patient's deliveries
- *   to one destination (delivered one at a time in id order); the row records status, attempts,
+ *   to one destination (delivered one at a time in id order); the pending ones are read in id
+ *   order per destination (`delivery_pending_idx`); the row records status, attempts,
  *   the last error, the remote answer (MSA-1 / HTTP status) and the latency.
  * - `destination_state`: a destination paused (or resumed) through the API, shared by every
  *   worker process and kept across restarts.
@@ -49,7 +50,7 @@ export class CreateDelivery1764316800004 implements MigrationInterface {
       `CREATE UNIQUE INDEX "delivery_dedupe_idx" ON "delivery" ("destination", "dedupe_key")`,
     );
     await q(
-      `CREATE INDEX "delivery_pending_idx" ON "delivery" ("destination", "lane", "id") WHERE "status" = 'pending'`,
+      `CREATE INDEX "delivery_pending_idx" ON "delivery" ("destination", "id") WHERE "status" = 'pending'`,
     );
     await q(`CREATE INDEX "delivery_status_idx" ON "delivery" ("status", "destination", "id")`);
     await q(`CREATE INDEX "delivery_message_idx" ON "delivery" ("message_id")`);
