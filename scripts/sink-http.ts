@@ -16,21 +16,18 @@
  * the answer is written. SIGINT / SIGTERM close the listener and connections and exit 0.
  */
 import http from 'node:http';
-import { type AddressInfo } from 'node:net';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { InvalidArgumentError } from 'commander';
 import {
   appendRecord,
+  type CommonCliOptions,
   type CommonSinkOptions,
-  exitOnSignals,
-  failureDice,
-  formatAddress,
+  listenSink,
   oneLine,
-  parseNonNegativeInt,
-  parsePort,
-  parseRate,
-  parseRegex,
   processIo,
+  sinkCli,
+  type Sink,
   type SinkIo,
+  sinkPolicy,
   sleep,
 } from './sink-common';
 
@@ -64,13 +61,8 @@ export interface HttpSinkRecord {
   body: string;
 }
 
-export interface HttpSink {
-  host: string;
-  port: number;
-  /** Requests received so far. */
-  readonly received: number;
-  close(): Promise<void>;
-}
+/** A listening HTTP sink (`received`: requests so far). */
+export type HttpSink = Sink;
 
 /** Larger bodies get 413 (and are not recorded). */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -123,28 +115,33 @@ export async function startHttpSink(
   options: HttpSinkOptions,
   io: SinkIo = processIo,
 ): Promise<HttpSink> {
-  const fails = failureDice(options.failRate, options.seed);
+  const judge = sinkPolicy(options);
   let seq = 0;
 
-  const decide = (body: string): { status: number; body?: object } => {
-    const failed = fails(); // one draw per request, whatever the outcome: reproducible runs
-    if (options.rejectPattern?.test(body) === true) {
-      return {
-        status: 400,
-        body: { error: 'rejected', reason: 'body matches --reject-pattern' },
-      };
+  /** The answer to a request body (undefined: too large). */
+  const decide = (body: string | undefined): { status: number; body?: object } => {
+    const verdict = judge(body);
+    switch (verdict) {
+      case 'unreadable':
+        return { status: 413, body: { error: `body exceeds ${MAX_BODY_BYTES} bytes` } };
+      case 'rejected':
+        return {
+          status: 400,
+          body: { error: 'rejected', reason: 'body matches --reject-pattern' },
+        };
+      case 'failed':
+        return {
+          status: 503,
+          body: { error: 'unavailable', reason: 'simulated failure (--fail-rate)' },
+        };
+      case 'configured': {
+        const status = options.status;
+        if (status >= 200 && status < 300) {
+          return { status, body: { status: 'accepted' } };
+        }
+        return { status, body: { error: `sink answers ${status} (--status)` } };
+      }
     }
-    if (failed) {
-      return {
-        status: 503,
-        body: { error: 'unavailable', reason: 'simulated failure (--fail-rate)' },
-      };
-    }
-    const status = options.status;
-    if (status >= 200 && status < 300) {
-      return { status, body: { status: 'accepted' } };
-    }
-    return { status, body: { error: `sink answers ${status} (--status)` } };
   };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -166,12 +163,7 @@ export async function startHttpSink(
     req.on('end', () => {
       void (async () => {
         const body = Buffer.concat(chunks).toString('utf8');
-        const decision = tooLarge
-          ? { status: 413, body: { error: `body exceeds ${MAX_BODY_BYTES} bytes` } }
-          : decide(body);
-        if (tooLarge) {
-          fails(); // keep the dice in step with the request count
-        }
+        const decision = decide(tooLarge ? undefined : body);
         await sleep(options.delayMs);
         const method = req.method ?? '';
         const path = req.url ?? '';
@@ -203,27 +195,12 @@ export async function startHttpSink(
   };
 
   const server = http.createServer(onRequest);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
-
-  return {
-    host: options.host,
-    port,
-    get received() {
-      return seq;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listenSink(
+    server,
+    options,
+    () => seq,
+    () => server.closeAllConnections(),
+  );
 }
 
 function parseStatus(value: string): number {
@@ -234,87 +211,33 @@ function parseStatus(value: string): number {
   return n;
 }
 
-interface CliOptions {
-  host: string;
-  port: number;
-  status: number;
-  rejectPattern?: RegExp;
-  failRate: number;
-  seed?: string;
-  delayMs: number;
-  record?: string;
-  quiet?: boolean;
-  verbose?: boolean;
-}
+type CliOptions = CommonCliOptions & { status: number };
 
-export function buildProgram(io: SinkIo): Command {
-  const d = HTTP_SINK_DEFAULTS;
-  return new Command('sink-http')
-    .description('HTTP receiver that answers every request (to try the engine and for tests)')
-    .exitOverride()
-    .showHelpAfterError()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
-    .option('--host <host>', 'address to listen on', d.host)
-    .option('--port <port>', 'port to listen on (0 = any free port)', parsePort, d.port)
-    .option('--status <n>', 'status for every request', parseStatus, d.status)
-    .option('--reject-pattern <regex>', 'answer 400 to bodies matching', parseRegex)
-    .option('--fail-rate <rate>', 'share of requests answered 503 (0..1)', parseRate, d.failRate)
-    .option('--seed <n>', 'seed of --fail-rate (same seed, same failures)')
-    .option('--delay-ms <ms>', 'wait before each answer', parseNonNegativeInt, d.delayMs)
-    .option('--record <file>', 'append one JSON line per request (before the answer)')
-    .option('--quiet', 'no per-request output')
-    .option('--verbose', 'also print each body');
-}
+const cli = sinkCli({
+  name: 'sink-http',
+  description: 'HTTP receiver that answers every request (to try the engine and for tests)',
+  defaults: HTTP_SINK_DEFAULTS,
+  addOptions: (program) =>
+    program.option(
+      '--status <n>',
+      'status for every request',
+      parseStatus,
+      HTTP_SINK_DEFAULTS.status,
+    ),
+  help: {
+    rejectPattern: 'answer 400 to bodies matching',
+    failRate: 'share of requests answered 503 (0..1)',
+    delayMs: 'wait before each answer',
+    record: 'append one JSON line per request (before the answer)',
+    quiet: 'no per-request output',
+    verbose: 'also print each body',
+  },
+  start: (common, own: CliOptions, io) => startHttpSink({ ...common, status: own.status }, io),
+});
 
-/**
- * Parse arguments and start; resolves with the sink (or null after --help). With `signals`,
- * SIGINT / SIGTERM close the sink and exit 0 (set up before the listening line is printed).
- */
-export async function main(
-  argv: string[],
-  io: SinkIo = processIo,
-  signals = false,
-): Promise<HttpSink | null> {
-  const program = buildProgram(io);
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError && err.exitCode === 0) {
-      return null;
-    }
-    throw err;
-  }
-  const o = program.opts<CliOptions>();
-  const sink = await startHttpSink(
-    {
-      host: o.host,
-      port: o.port,
-      status: o.status,
-      rejectPattern: o.rejectPattern,
-      failRate: o.failRate,
-      seed: o.seed,
-      delayMs: o.delayMs,
-      record: o.record,
-      quiet: o.quiet === true,
-      verbose: o.verbose === true,
-    },
-    io,
-  );
-  if (signals) {
-    exitOnSignals(() => sink.close(), io);
-  }
-  io.out(`sink-http listening on ${formatAddress(sink.host, sink.port)}\n`);
-  return sink;
-}
+/** Parse arguments and start (see `SinkCli.main`). */
+export const main = cli.main;
 
 if (require.main === module) {
-  main(process.argv.slice(2), processIo, true).then(
-    () => undefined,
-    (err: unknown) => {
-      if (!(err instanceof CommanderError)) {
-        console.error(`sink-http: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      process.exit(2);
-    },
-  );
+  cli.runScript();
 }

@@ -17,7 +17,7 @@
  * SIGINT / SIGTERM close the listener and connections and exit 0.
  */
 import net from 'node:net';
-import { Command, CommanderError, Option } from 'commander';
+import { Option } from 'commander';
 import {
   type AckCode,
   type AckError,
@@ -29,17 +29,15 @@ import {
 } from '@engine/hl7';
 import {
   appendRecord,
+  type CommonCliOptions,
   type CommonSinkOptions,
-  exitOnSignals,
-  failureDice,
-  formatAddress,
+  listenSink,
   oneLine,
-  parseNonNegativeInt,
-  parsePort,
-  parseRate,
-  parseRegex,
   processIo,
+  sinkCli,
+  type Sink,
   type SinkIo,
+  sinkPolicy,
   sleep,
 } from './sink-common';
 
@@ -74,13 +72,8 @@ export interface MllpSinkRecord {
   message: string;
 }
 
-export interface MllpSink {
-  host: string;
-  port: number;
-  /** Messages received so far. */
-  readonly received: number;
-  close(): Promise<void>;
-}
+/** A listening MLLP sink (`received`: messages so far). */
+export type MllpSink = Sink;
 
 /** Largest message accepted (the decoder drops bigger frames; they are answered AE). */
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -110,25 +103,29 @@ export async function startMllpSink(
   options: MllpSinkOptions,
   io: SinkIo = processIo,
 ): Promise<MllpSink> {
-  const fails = failureDice(options.failRate, options.seed);
+  const judge = sinkPolicy(options);
   const sockets = new Set<net.Socket>();
   let seq = 0;
 
-  const decide = (text: string): Decision => {
-    const failed = fails(); // one draw per message, whatever the outcome: reproducible runs
-    if (options.rejectPattern?.test(text) === true) {
-      return { code: 'AE', error: { code: 207, text: 'message matches --reject-pattern' } };
-    }
-    if (failed) {
-      return { code: 'AR', error: { code: 207, text: 'simulated failure (--fail-rate)' } };
-    }
-    switch (options.ack) {
-      case 'AA':
-        return { code: 'AA' };
-      case 'AE':
-        return { code: 'AE', error: { code: 207, text: 'sink answers AE (--ack AE)' } };
-      case 'AR':
-        return { code: 'AR', error: { code: 207, text: 'sink answers AR (--ack AR)' } };
+  /** The ACK for a message text (undefined: unreadable or too large, for `problem`). */
+  const decide = (text: string | undefined, problem: string | undefined): Decision => {
+    const verdict = judge(text);
+    switch (verdict) {
+      case 'unreadable':
+        return { code: 'AE', error: { code: 100, text: problem } };
+      case 'rejected':
+        return { code: 'AE', error: { code: 207, text: 'message matches --reject-pattern' } };
+      case 'failed':
+        return { code: 'AR', error: { code: 207, text: 'simulated failure (--fail-rate)' } };
+      case 'configured':
+        switch (options.ack) {
+          case 'AA':
+            return { code: 'AA' };
+          case 'AE':
+            return { code: 'AE', error: { code: 207, text: 'sink answers AE (--ack AE)' } };
+          case 'AR':
+            return { code: 'AR', error: { code: 207, text: 'sink answers AR (--ack AR)' } };
+        }
     }
   };
 
@@ -150,13 +147,7 @@ export async function startMllpSink(
         text = payload.toString('latin1');
       }
     }
-    let decision: Decision;
-    if (msg === undefined) {
-      fails(); // keep the dice in step with the message count
-      decision = { code: 'AE', error: { code: 100, text: problem } };
-    } else {
-      decision = decide(text);
-    }
+    const decision = decide(msg === undefined ? undefined : text, problem);
     await sleep(options.delayMs);
 
     const ack = buildAck(msg, { code: decision.code, error: decision.error });
@@ -227,117 +218,44 @@ export async function startMllpSink(
     socket.on('close', () => sockets.delete(socket));
   };
 
-  const server = net.createServer(onConnection);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as net.AddressInfo).port;
-
-  return {
-    host: options.host,
-    port,
-    get received() {
-      return seq;
+  return listenSink(
+    net.createServer(onConnection),
+    options,
+    () => seq,
+    () => {
+      for (const socket of sockets) {
+        socket.destroy();
+      }
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) {
-          socket.destroy();
-        }
-      }),
-  };
+  );
 }
 
-interface CliOptions {
-  host: string;
-  port: number;
-  ack: SinkAckCode;
-  rejectPattern?: RegExp;
-  failRate: number;
-  seed?: string;
-  delayMs: number;
-  record?: string;
-  quiet?: boolean;
-  verbose?: boolean;
-}
+type CliOptions = CommonCliOptions & { ack: SinkAckCode };
 
-export function buildProgram(io: SinkIo): Command {
-  const d = MLLP_SINK_DEFAULTS;
-  return new Command('sink-mllp')
-    .description('MLLP receiver that ACKs every message (to try the engine and for tests)')
-    .exitOverride()
-    .showHelpAfterError()
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
-    .option('--host <host>', 'address to listen on', d.host)
-    .option('--port <port>', 'port to listen on (0 = any free port)', parsePort, d.port)
-    .addOption(
+const cli = sinkCli({
+  name: 'sink-mllp',
+  description: 'MLLP receiver that ACKs every message (to try the engine and for tests)',
+  defaults: MLLP_SINK_DEFAULTS,
+  addOptions: (program) =>
+    program.addOption(
       new Option('--ack <code>', 'answer for every message')
         .choices(['AA', 'AE', 'AR'])
-        .default(d.ack),
-    )
-    .option('--reject-pattern <regex>', 'answer AE (with an ERR) to messages matching', parseRegex)
-    .option('--fail-rate <rate>', 'share of messages answered AR (0..1)', parseRate, d.failRate)
-    .option('--seed <n>', 'seed of --fail-rate (same seed, same failures)')
-    .option('--delay-ms <ms>', 'wait before each ACK', parseNonNegativeInt, d.delayMs)
-    .option('--record <file>', 'append one JSON line per message (before the ACK)')
-    .option('--quiet', 'no per-message output')
-    .option('--verbose', 'also print each message, one segment per line');
-}
+        .default(MLLP_SINK_DEFAULTS.ack),
+    ),
+  help: {
+    rejectPattern: 'answer AE (with an ERR) to messages matching',
+    failRate: 'share of messages answered AR (0..1)',
+    delayMs: 'wait before each ACK',
+    record: 'append one JSON line per message (before the ACK)',
+    quiet: 'no per-message output',
+    verbose: 'also print each message, one segment per line',
+  },
+  start: (common, own: CliOptions, io) => startMllpSink({ ...common, ack: own.ack }, io),
+});
 
-/**
- * Parse arguments and start; resolves with the sink (or null after --help). With `signals`,
- * SIGINT / SIGTERM close the sink and exit 0 (set up before the listening line is printed).
- */
-export async function main(
-  argv: string[],
-  io: SinkIo = processIo,
-  signals = false,
-): Promise<MllpSink | null> {
-  const program = buildProgram(io);
-  try {
-    program.parse(argv, { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError && err.exitCode === 0) {
-      return null;
-    }
-    throw err;
-  }
-  const o = program.opts<CliOptions>();
-  const sink = await startMllpSink(
-    {
-      host: o.host,
-      port: o.port,
-      ack: o.ack,
-      rejectPattern: o.rejectPattern,
-      failRate: o.failRate,
-      seed: o.seed,
-      delayMs: o.delayMs,
-      record: o.record,
-      quiet: o.quiet === true,
-      verbose: o.verbose === true,
-    },
-    io,
-  );
-  if (signals) {
-    exitOnSignals(() => sink.close(), io);
-  }
-  io.out(`sink-mllp listening on ${formatAddress(sink.host, sink.port)}\n`);
-  return sink;
-}
+/** Parse arguments and start (see `SinkCli.main`). */
+export const main = cli.main;
 
 if (require.main === module) {
-  main(process.argv.slice(2), processIo, true).then(
-    () => undefined,
-    (err: unknown) => {
-      if (!(err instanceof CommanderError)) {
-        console.error(`sink-mllp: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      process.exit(2);
-    },
-  );
+  cli.runScript();
 }

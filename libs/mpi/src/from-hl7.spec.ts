@@ -1,26 +1,11 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { parseMessage, splitMessages } from '@engine/hl7';
+import { parseMessage } from '@engine/hl7';
+import { isAdtOru, readManifest, sampleMessages } from '@engine/hl7/testing';
 import { type NormalizedMessage, type ObservationValue, normalizeMessage } from './index';
 
-const SAMPLES = path.join(__dirname, '../../../../shared/samples/hl7');
-
-const manifest = fs
-  .readFileSync(path.join(SAMPLES, 'MANIFEST.tsv'), 'utf8')
-  .split('\n')
-  .slice(1)
-  .filter((l) => l.trim() !== '')
-  .map((l) => {
-    const [file, messageType] = l.split('\t');
-    return { file, messageType };
-  });
-
-const adtOru = manifest.filter((r) => /^(ADT|ORU)\b/.test(r.messageType));
+const adtOru = readManifest().filter(isAdtOru);
 
 function load(file: string): NormalizedMessage[] {
-  return splitMessages(fs.readFileSync(path.join(SAMPLES, file))).map((p) =>
-    normalizeMessage(parseMessage(p)),
-  );
+  return sampleMessages(file).map((p) => normalizeMessage(parseMessage(p)));
 }
 
 function one(file: string): NormalizedMessage {

@@ -36,6 +36,7 @@ import {
   parseYesNo,
   tidyText,
 } from './normalize';
+import { groupSegments, type OrderGrouping } from './segment-groups';
 
 /** Tidied text at a segment path (`'3[2].4.1'`); undefined when empty or `""`. */
 function text(seg: Hl7Segment, path: string): string | undefined {
@@ -538,6 +539,26 @@ function noteText(nte: Hl7Segment, escape: string): string {
   return lines.join('\n');
 }
 
+/**
+ * ORU orders as `normalizeMessage` reads them: each OBR opens an `OrderResult`, OBX segments
+ * join the current one (OBX before any OBR get an order without OBR data), an NTE attaches to
+ * the OBX it follows, else to the OBR.
+ */
+const RESULT_ORDERS: OrderGrouping<OrderResult, ObservationResult> = {
+  reports: true,
+  observations: true,
+  pidClosesOrder: false,
+  order: (_msg, obr, orc) => order(obr, orc),
+  observation: (msg, current, obx) => {
+    const result = observation(obx, msg.delimiters.escape);
+    current.observations.push(result);
+    return result;
+  },
+  note: (msg, nte, current, obx) => {
+    (obx ?? current).notes.push(noteText(nte, msg.delimiters.escape));
+  },
+};
+
 function event(msg: Hl7Message): MessageEvent {
   const evn = msg.segment('EVN');
   const ev: MessageEvent = {
@@ -578,64 +599,15 @@ export function normalizeMessage(msg: Hl7Message): NormalizedMessage {
     return out;
   }
   const fallbackAuthority = ev.sendingFacility ?? ev.sendingApplication ?? '';
-  const escape = msg.delimiters.escape;
-  const groups: { pid: Hl7Segment; pv1?: Hl7Segment; pv2?: Hl7Segment }[] = [];
-  const results: OrderResult[] = [];
-  let orc: Hl7Segment | undefined;
-  let currentOrder: OrderResult | undefined;
-  let lastObx: ObservationResult | undefined;
-
-  for (const seg of msg.segments()) {
-    const group = groups[groups.length - 1];
-    switch (seg.name) {
-      case 'PID':
-        groups.push({ pid: seg });
-        break;
-      case 'PV1':
-        if (group && !group.pv1) {
-          group.pv1 = seg;
-        }
-        break;
-      case 'PV2':
-        if (group && !group.pv2) {
-          group.pv2 = seg;
-        }
-        break;
-      case 'MRG':
-        out.merge ??= mergeFromMrg(seg, fallbackAuthority);
-        break;
-      case 'ORC':
-        orc = seg;
-        break;
-      case 'OBR':
-        if (ev.type === 'ORU') {
-          currentOrder = order(seg, orc);
-          orc = undefined;
-          lastObx = undefined;
-          results.push(currentOrder);
-        }
-        break;
-      case 'OBX':
-        if (ev.type === 'ORU') {
-          if (!currentOrder) {
-            currentOrder = order(undefined, orc);
-            results.push(currentOrder);
-          }
-          lastObx = observation(seg, escape);
-          currentOrder.observations.push(lastObx);
-        }
-        break;
-      case 'NTE':
-        if (ev.type === 'ORU' && currentOrder) {
-          (lastObx ?? currentOrder).notes.push(noteText(seg, escape));
-        }
-        break;
-      default:
-        break;
-    }
+  const { patients, orders, firstMrg } = groupSegments(
+    msg,
+    ev.type === 'ORU' ? RESULT_ORDERS : undefined,
+  );
+  if (firstMrg) {
+    out.merge = mergeFromMrg(firstMrg, fallbackAuthority);
   }
 
-  const patientGroups: PatientGroup[] = groups.map((g) => {
+  const patientGroups: PatientGroup[] = patients.map((g) => {
     const patient = patientFromPid(g.pid, fallbackAuthority);
     const encounter = g.pv1 ? encounterFromPv1(g.pv1, g.pv2, ev.trigger) : undefined;
     return encounter ? { patient, encounter } : { patient };
@@ -650,7 +622,7 @@ export function normalizeMessage(msg: Hl7Message): NormalizedMessage {
     out.patients = patientGroups;
   }
   if (ev.type === 'ORU') {
-    out.results = results;
+    out.results = orders;
   }
   return out;
 }

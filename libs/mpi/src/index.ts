@@ -15,6 +15,12 @@ export {
   parseHl7Date,
 } from './normalize';
 export { normalizeMessage, patientFromPid, encounterFromPv1, mergeFromMrg } from './from-hl7';
+export {
+  groupSegments,
+  type OrderGrouping,
+  type PatientSegments,
+  type SegmentGroups,
+} from './segment-groups';
 export * from './golden';
 export * from './patient-reader';
 export * from './rows';

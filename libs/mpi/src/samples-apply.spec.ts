@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
-import { parseMessage, splitMessages } from '@engine/hl7';
+import { parseMessage } from '@engine/hl7';
+import { isAdtOru, readManifest, sampleMessages } from '@engine/hl7/testing';
 import { createDataSource, MessageRepository } from '@engine/store';
 import { receivedMessage } from '@engine/store/testing';
 import { normalizeMessage } from './from-hl7';
@@ -15,14 +16,9 @@ import { MpiPipeline } from './pipeline';
  * EMAP samples share MRNs: the A17 creates two patients, the A40 then merges one of them), each
  * message in its own batch, as a worker would.
  */
-const SAMPLES = path.join(__dirname, '../../../../shared/samples/hl7');
-
-const files = fs
-  .readFileSync(path.join(SAMPLES, 'MANIFEST.tsv'), 'utf8')
-  .split('\n')
-  .slice(1)
-  .filter((l) => /^\S+\t(ADT|ORU)\b/.test(l))
-  .map((l) => l.split('\t')[0])
+const files = readManifest()
+  .filter(isAdtOru)
+  .map((r) => r.file)
   .sort();
 
 /** Statuses other than `processed`, and why. */
@@ -61,7 +57,7 @@ describe('ADT and ORU samples applied to the MPI', () => {
       survivorship: { default: 'mostRecent', trustedAuthorities: [], fields: {} },
     });
     for (const file of files) {
-      for (const raw of splitMessages(fs.readFileSync(path.join(SAMPLES, file)))) {
+      for (const raw of sampleMessages(file)) {
         const msg = parseMessage(raw);
         const id = uuidv7();
         await repo.insertBatch(

@@ -1,5 +1,3 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type {
   Bundle,
   BundleEntry,
@@ -10,42 +8,17 @@ import type {
   Observation,
   Patient,
 } from 'fhir/r4';
-import { splitMessages } from '@engine/hl7';
+import { isAdtOru, readManifest, sampleMessages } from '@engine/hl7/testing';
 import type { RenderInput, RenderOptions, SourceEvent } from '../types';
 import { IDENTIFIER_SYSTEMS_TABLE, fhirBundle, renderFhir } from './fhir';
 import { codeSystemCodes, fhirIssues, loadFhirDefinitions, validateFhir } from './fhir-validate';
+import { RENDER_OPTIONS } from './testing';
 
-/** The sample corpus: `../shared/samples/hl7` from the project root. */
-const PROJECT_ROOT = path.resolve(__dirname, '../../../..');
-const SAMPLES = path.resolve(PROJECT_ROOT, '../shared/samples/hl7');
-
-interface ManifestRow {
-  file: string;
-  messageType: string;
-}
-
-const manifest: ManifestRow[] = fs
-  .readFileSync(path.join(SAMPLES, 'MANIFEST.tsv'), 'utf8')
-  .split('\n')
-  .slice(1)
-  .filter((l) => l.trim() !== '')
-  .map((l) => {
-    const [file, messageType] = l.split('\t');
-    return { file, messageType };
-  });
-
-const isAdtOru = (r: ManifestRow): boolean => /^(ADT|ORU)\b/.test(r.messageType);
+const manifest = readManifest();
 const adtOru = manifest.filter(isAdtOru);
 const others = manifest.filter((r) => !isAdtOru(r));
 
-const OPTS: RenderOptions = {
-  euidAuthority: 'EUID',
-  addEuid: false,
-  rules: [],
-  tables: {},
-  application: 'ENGINE',
-  facility: 'HOSP',
-};
+const OPTS: RenderOptions = { ...RENDER_OPTIONS, addEuid: false, application: 'ENGINE' };
 
 const RECEIVED = new Date('2024-05-01T12:00:00.000Z');
 
@@ -62,12 +35,8 @@ function messageInput(
   };
 }
 
-function payloads(file: string): Buffer[] {
-  return splitMessages(fs.readFileSync(path.join(SAMPLES, file)));
-}
-
 function sample(file: string, opts: RenderOptions = OPTS, euid: string | null = 'E000001'): Bundle {
-  const [raw] = payloads(file);
+  const [raw] = sampleMessages(file);
   const bundle = fhirBundle(messageInput(raw, `d-${file}`, euid), opts);
   if (bundle === null) {
     throw new Error(`${file}: no bundle`);
@@ -203,7 +172,7 @@ describe('every ADT and ORU sample renders valid FHIR R4', () => {
   const rendered = new Map<string, Bundle | null>();
 
   it.each(adtOru)('$file ($messageType)', ({ file }) => {
-    payloads(file).forEach((raw, i) => {
+    sampleMessages(file).forEach((raw, i) => {
       const bundle = fhirBundle(messageInput(raw, `d-${file}-${i}`), OPTS);
       rendered.set(`${file}#${i}`, bundle);
       if (bundle !== null) {
@@ -231,7 +200,7 @@ describe('every ADT and ORU sample renders valid FHIR R4', () => {
 
 describe('other message types (ORM, OML, OUL, DFT, SIU, RSP, …) render valid FHIR or null', () => {
   it.each(others)('$file ($messageType)', ({ file }) => {
-    payloads(file).forEach((raw, i) => {
+    sampleMessages(file).forEach((raw, i) => {
       const bundle = fhirBundle(messageInput(raw, `d-${file}-${i}`), OPTS);
       if (bundle !== null) {
         expectValid(bundle);
@@ -604,7 +573,7 @@ describe('ORU → DiagnosticReport + Observation', () => {
 describe('output', () => {
   it('is deterministic: same input, same bytes; ids are name-based UUIDs of the delivery', () => {
     for (const { file } of adtOru) {
-      for (const [i, raw] of payloads(file).entries()) {
+      for (const [i, raw] of sampleMessages(file).entries()) {
         const one = renderFhir(messageInput(raw, `d-${i}`), OPTS);
         const two = renderFhir(messageInput(Buffer.from(raw), `d-${i}`), OPTS);
         if (one === null) {
@@ -615,7 +584,7 @@ describe('output', () => {
       }
     }
     const a = sample('emap_adt_a40_v24_mrg.hl7');
-    const [raw] = payloads('emap_adt_a40_v24_mrg.hl7');
+    const [raw] = sampleMessages('emap_adt_a40_v24_mrg.hl7');
     const other = fhirBundle(messageInput(raw, 'another-delivery'), OPTS) as Bundle;
     const urls = (b: Bundle) => (b.entry ?? []).map((e) => e.fullUrl ?? '');
     for (const u of [...urls(a), ...urls(other)]) {
@@ -628,7 +597,7 @@ describe('output', () => {
   });
 
   it('renderFhir: application/fhir+json, extension json, body is the Bundle', () => {
-    const [raw] = payloads('hl7apy_adt_a01_v25_in1.hl7');
+    const [raw] = sampleMessages('hl7apy_adt_a01_v25_in1.hl7');
     const input = messageInput(raw, 'r1');
     const out = renderFhir(input, OPTS);
     expect(out?.contentType).toBe('application/fhir+json');
@@ -685,7 +654,7 @@ describe('output', () => {
     ];
     let seen = 0;
     for (const { file } of manifest) {
-      for (const [i, raw] of payloads(file).entries()) {
+      for (const [i, raw] of sampleMessages(file).entries()) {
         const b = fhirBundle(messageInput(raw, `c-${i}`), OPTS);
         for (const c of codings(b)) {
           if (checked.includes(c.system ?? '')) {

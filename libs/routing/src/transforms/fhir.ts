@@ -33,7 +33,7 @@ import type {
   Quantity,
   Reference,
 } from 'fhir/r4';
-import { type Hl7Message, type Hl7Segment, parseMessage } from '@engine/hl7';
+import { type Hl7Segment, parseMessage } from '@engine/hl7';
 import {
   type Address,
   type DateValue,
@@ -45,7 +45,9 @@ import {
   type Practitioner,
   type Telecom,
   encounterFromPv1,
+  groupSegments,
   isExplicitNull,
+  type OrderGrouping,
   parseHl7Date,
   parseNumber,
   patientFromPid,
@@ -1240,75 +1242,31 @@ function reportResource(
 
 // ---- message → Bundle ---------------------------------------------------------------------
 
-interface PatientGroup {
-  pid: Hl7Segment;
-  pv1?: Hl7Segment;
-  pv2?: Hl7Segment;
-  mrg?: Hl7Segment;
-}
-
-/** Groups segments: each PID with its PV1/PV2/MRG; each OBR with its OBX and NTE. */
-function walk(msg: Hl7Message, type: string): { groups: PatientGroup[]; orders: OrderItem[] } {
-  const groups: PatientGroup[] = [];
-  const orders: OrderItem[] = [];
-  const reports = RESULT_TYPES.has(type);
-  const observations = OBSERVATION_TYPES.has(type);
-  let orc: Hl7Segment | undefined;
-  let order: OrderItem | undefined;
-  for (const seg of msg.segments()) {
-    const group = groups[groups.length - 1] as PatientGroup | undefined;
-    switch (seg.name) {
-      case 'PID':
-        groups.push({ pid: seg });
-        order = undefined;
-        break;
-      case 'PV1':
-        if (group && !group.pv1) {
-          group.pv1 = seg;
-        }
-        break;
-      case 'PV2':
-        if (group && !group.pv2) {
-          group.pv2 = seg;
-        }
-        break;
-      case 'MRG':
-        if (group && !group.mrg) {
-          group.mrg = seg;
-        }
-        break;
-      case 'ORC':
-        orc = seg;
-        break;
-      case 'OBR':
-        if (reports) {
-          order = { obr: seg, orc, observations: [], group: groups.length - 1 };
-          orc = undefined;
-          orders.push(order);
-        }
-        break;
-      case 'OBX':
-        if (observations) {
-          if (!order) {
-            order = { orc, observations: [], group: groups.length - 1 };
-            orders.push(order);
-          }
-          order.observations.push({ obx: seg, notes: [] });
-        }
-        break;
-      case 'NTE': {
-        const last = order?.observations[order.observations.length - 1];
-        const note = tidyText(seg.getAll(3).join('\n'));
-        if (last && note !== undefined) {
-          last.notes.push(note);
-        }
-        break;
+/**
+ * Orders as the FHIR bundle reads them (libs/mpi `groupSegments`): in result messages each OBR
+ * opens an order (a DiagnosticReport); OBX segments join the current order, or open one without
+ * OBR, also in ADT (Observations only); a PID closes the open order; an NTE becomes a note of
+ * the OBX it follows (notes after an OBR are left out).
+ */
+function orderGrouping(type: string): OrderGrouping<OrderItem, ObxItem> {
+  return {
+    reports: RESULT_TYPES.has(type),
+    observations: OBSERVATION_TYPES.has(type),
+    pidClosesOrder: true,
+    order: (_msg, obr, orc, group) =>
+      obr ? { obr, orc, observations: [], group } : { orc, observations: [], group },
+    observation: (_msg, order, obx) => {
+      const item: ObxItem = { obx, notes: [] };
+      order.observations.push(item);
+      return item;
+    },
+    note: (_msg, nte, _order, item) => {
+      const note = tidyText(nte.getAll(3).join('\n'));
+      if (item && note !== undefined) {
+        item.notes.push(note);
       }
-      default:
-        break;
-    }
-  }
-  return { groups, orders };
+    },
+  };
 }
 
 function messageBundle(input: RenderInput, opts: RenderOptions): Bundle | null {
@@ -1335,7 +1293,7 @@ function messageBundle(input: RenderInput, opts: RenderOptions): Bundle | null {
   };
   const sender = tidyText(msg.get('MSH-4.1')) ?? tidyText(msg.get('MSH-3.1'));
   const fallbackAuthority = sender ?? '';
-  const { groups, orders } = walk(msg, type);
+  const { patients: groups, orders } = groupSegments(msg, orderGrouping(type));
 
   const b = new BundleBuilder(input.deliveryId);
   const focus: Reference[] = [];

@@ -1,7 +1,6 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { type Hl7Message, parseMessage, splitMessages } from '@engine/hl7';
-import type { RenderInput, RenderOptions, SourceEvent } from '../types';
+import { type Hl7Message, parseMessage } from '@engine/hl7';
+import { readManifest, sampleMessage } from '@engine/hl7/testing';
+import type { RenderOptions, SourceEvent } from '../types';
 import {
   HL7_CONTENT_TYPE,
   buildEventMessage,
@@ -11,40 +10,12 @@ import {
   renderHl7,
 } from './hl7';
 import { TransformError } from './rules';
+import { RENDER_OPTIONS, messageDelivery } from './testing';
 
-const SAMPLES = path.join(__dirname, '../../../../../shared/samples/hl7');
-const sampleFiles = fs
-  .readFileSync(path.join(SAMPLES, 'MANIFEST.tsv'), 'utf8')
-  .split('\n')
-  .slice(1)
-  .filter((l) => l.trim() !== '')
-  .map((l) => l.split('\t')[0]);
-
-/** The message of a sample file (the batch sample holds one message). */
-function sample(file: string): Buffer {
-  return splitMessages(fs.readFileSync(path.join(SAMPLES, file)))[0];
-}
-
-const OPTS: RenderOptions = {
-  euidAuthority: 'EUID',
-  addEuid: true,
-  rules: [],
-  tables: {},
-  application: 'MPI-ENGINE',
-  facility: 'HOSP',
-};
-
-function messageInput(raw: Buffer, euid: string | null): RenderInput {
-  return {
-    deliveryId: '42',
-    kind: 'message',
-    message: { id: '7', feed: 'adt', raw, receivedAt: new Date('2024-05-01T10:00:00Z') },
-    euid,
-  };
-}
+const sampleFiles = readManifest().map((r) => r.file);
 
 function render(raw: Buffer, euid: string | null, opts: Partial<RenderOptions> = {}) {
-  const out = renderHl7(messageInput(raw, euid), { ...OPTS, ...opts });
+  const out = renderHl7(messageDelivery(raw, euid), { ...RENDER_OPTIONS, ...opts });
   if (out === null) {
     throw new Error('message deliveries always render');
   }
@@ -57,7 +28,7 @@ describe('renderHl7: message deliveries', () => {
   });
 
   describe.each(sampleFiles)('%s', (file) => {
-    const raw = sample(file);
+    const raw = sampleMessage(file);
 
     it('re-emits the message byte for byte when nothing changes it', () => {
       for (const out of [render(raw, null), render(raw, 'E1', { addEuid: false })]) {
@@ -99,7 +70,7 @@ describe('renderHl7: message deliveries', () => {
   });
 
   it('keeps ISO-8859-1 (MSH-18 8859/1) when adding the EUID', () => {
-    const raw = sample('nodehl7_adt_a08_v24_dutch_8859_glued_segments.hl7');
+    const raw = sampleMessage('nodehl7_adt_a08_v24_dutch_8859_glued_segments.hl7');
     const out = render(raw, 'E42');
     expect(out.body.includes(Buffer.from([0xeb]))).toBe(true); // ë, one byte
     expect(out.body.includes(Buffer.from('ë', 'utf8'))).toBe(false);
@@ -127,9 +98,9 @@ describe('renderHl7: message deliveries', () => {
       'MSH|^~\\&|A|B|C|D|20240101||ADT^A08|X1|P|2.4\rPID|1||M1||Zoë\r',
       'latin1',
     );
-    const input = messageInput(raw, 'E1');
+    const input = messageDelivery(raw, 'E1');
     input.message = { ...input.message!, defaultCharset: 'ISO-8859-1' };
-    const out = renderHl7(input, OPTS)!;
+    const out = renderHl7(input, RENDER_OPTIONS)!;
     expect(out.body.includes(Buffer.from([0xeb]))).toBe(true);
     expect(parseMessage(out.body, { defaultCharset: 'ISO-8859-1' }).get('PID-5')).toBe('Zoë');
   });
@@ -144,7 +115,7 @@ describe('renderHl7: message deliveries', () => {
   });
 
   it('adds the EUID to the first PID only (A17 carries two)', () => {
-    const raw = sample('emap_adt_a17_v24_swap_two_patients_zpd.hl7');
+    const raw = sampleMessage('emap_adt_a17_v24_swap_two_patients_zpd.hl7');
     const after = parseMessage(render(raw, 'E17').body);
     const [first, second] = after.segments('PID');
     expect(first.getAll('3.1').at(-1)).toBe('E17');
@@ -167,7 +138,7 @@ describe('renderHl7: message deliveries', () => {
   });
 
   it('applies rules after the EUID, and reports MSH-10 after them', () => {
-    const raw = sample('emap_adt_a40_v24_mrg.hl7');
+    const raw = sampleMessage('emap_adt_a40_v24_mrg.hl7');
     const out = render(raw, 'E40', {
       rules: [
         { set: 'MSH-5', value: 'EHR' },
@@ -188,7 +159,7 @@ describe('renderHl7: message deliveries', () => {
   });
 
   it('transcodes when a rule changes MSH-18', () => {
-    const raw = sample('nodehl7_adt_a08_v24_dutch_8859_glued_segments.hl7');
+    const raw = sampleMessage('nodehl7_adt_a08_v24_dutch_8859_glued_segments.hl7');
     const out = render(raw, null, { rules: [{ set: 'MSH-18', value: 'UNICODE UTF-8' }] });
     expect(out.body.includes(Buffer.from('ë', 'utf8'))).toBe(true);
     expect(parseMessage(out.body).get('PID-5.1.1')).toBe('van Testpatiënt-van het Hek');
@@ -198,13 +169,13 @@ describe('renderHl7: message deliveries', () => {
   });
 
   it('fails with BAD_RULE on a bad rule and BAD_INPUT without a message', () => {
-    const raw = sample('emap_adt_a40_v24_mrg.hl7');
+    const raw = sampleMessage('emap_adt_a40_v24_mrg.hl7');
     expect(() => render(raw, null, { rules: [{ set: 'PID-x', value: '' }] })).toThrow(
       expect.objectContaining({ code: 'BAD_RULE' }),
     );
-    expect(() => renderHl7({ deliveryId: '1', kind: 'message', euid: null }, OPTS)).toThrow(
-      expect.objectContaining({ code: 'BAD_INPUT' }),
-    );
+    expect(() =>
+      renderHl7({ deliveryId: '1', kind: 'message', euid: null }, RENDER_OPTIONS),
+    ).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }));
     expect(() => render(Buffer.from('not hl7'), 'E1')).toThrow(
       expect.objectContaining({ code: 'BAD_INPUT', message: 'message 7 does not parse (NO_MSH)' }),
     );
@@ -227,7 +198,10 @@ function event(type: string, payload: Record<string, unknown>, euid = 'E-SURV'):
 }
 
 function renderEvent(e: SourceEvent, opts: Partial<RenderOptions> = {}, deliveryId = '1001') {
-  return renderHl7({ deliveryId, kind: 'event', event: e, euid: null }, { ...OPTS, ...opts });
+  return renderHl7(
+    { deliveryId, kind: 'event', event: e, euid: null },
+    { ...RENDER_OPTIONS, ...opts },
+  );
 }
 
 function parsed(e: SourceEvent, opts: Partial<RenderOptions> = {}): Hl7Message {
@@ -462,9 +436,9 @@ describe('renderHl7: event deliveries', () => {
 
   it('builds the message without rules through buildEventMessage', () => {
     const e = event('patient.unlinked', { euid: 'E', unlinkedEuid: 'F', records: [] });
-    const msg = buildEventMessage(e, 'x', OPTS);
+    const msg = buildEventMessage(e, 'x', RENDER_OPTIONS);
     expect(msg?.getAll('PID-3')).toEqual(['E^^^EUID^PI']);
-    expect(buildEventMessage(event('patient.deleted', {}), 'x', OPTS)).toBeNull();
+    expect(buildEventMessage(event('patient.deleted', {}), 'x', RENDER_OPTIONS)).toBeNull();
   });
 });
 

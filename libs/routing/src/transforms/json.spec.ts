@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import type { SurvivorshipConfig } from '@engine/config';
-import { parseMessage, splitMessages } from '@engine/hl7';
+import { parseMessage } from '@engine/hl7';
+import { isAdtOru, readManifest, sampleMessage } from '@engine/hl7/testing';
 import {
   DeterministicIdentityResolver,
   EVENT_TYPES,
@@ -18,7 +19,7 @@ import {
   normalizeMessage,
   unmerge,
 } from '@engine/mpi';
-import type { RenderInput, RenderOptions, SourceEvent, SourceMessage } from '../types';
+import type { RenderInput, SourceEvent, SourceMessage } from '../types';
 import { renderHl7 } from './hl7';
 import {
   EVENT_SCHEMA_URL,
@@ -28,22 +29,9 @@ import {
   messageEventType,
   renderJson,
 } from './json';
+import { RENDER_OPTIONS, messageDelivery, sourceMessage } from './testing';
 
-const SAMPLES = path.join(__dirname, '../../../../../shared/samples/hl7');
-const manifest = fs
-  .readFileSync(path.join(SAMPLES, 'MANIFEST.tsv'), 'utf8')
-  .split('\n')
-  .slice(1)
-  .filter((l) => l.trim() !== '')
-  .map((l) => {
-    const [file, messageType] = l.split('\t');
-    return { file, messageType };
-  });
-const adtOru = manifest.filter((r) => /^(ADT|ORU)/.test(r.messageType));
-
-function sample(file: string): Buffer {
-  return splitMessages(fs.readFileSync(path.join(SAMPLES, file)))[0];
-}
+const adtOru = readManifest().filter(isAdtOru);
 
 const schema = JSON.parse(
   fs.readFileSync(path.join(__dirname, '../../schemas/event.v1.json'), 'utf8'),
@@ -61,23 +49,9 @@ function expectValid(body: Buffer): EventEnvelope {
   return doc as EventEnvelope;
 }
 
-const OPTS: RenderOptions = {
-  euidAuthority: 'EUID',
-  addEuid: true,
-  rules: [],
-  tables: {},
-  application: 'MPI-ENGINE',
-  facility: 'HOSP',
-};
-
-const RECEIVED = new Date('2024-05-01T10:00:00.000Z');
-
-function source(raw: Buffer, id = '7'): SourceMessage {
-  return { id, feed: 'adt-main', raw, receivedAt: RECEIVED };
-}
-
-function messageInput(raw: Buffer, euid: string | null = 'E-1'): RenderInput {
-  return { deliveryId: '42', kind: 'message', message: source(raw), euid };
+/** The envelope of a sample file's (first) message, valid against the schema. */
+function sampleEnvelope(file: string, euid: string | null = 'E-1'): EventEnvelope {
+  return expectValid(renderJson(messageDelivery(sampleMessage(file), euid), RENDER_OPTIONS).body);
 }
 
 describe('renderJson: message deliveries', () => {
@@ -86,8 +60,9 @@ describe('renderJson: message deliveries', () => {
   });
 
   it.each(adtOru)('$file: valid against event.v1.json', ({ file }) => {
-    const raw = sample(file);
-    const out = renderJson(messageInput(raw), OPTS);
+    const raw = sampleMessage(file);
+    const input = messageDelivery(raw, 'E-1');
+    const out = renderJson(input, RENDER_OPTIONS);
     expect(out.contentType).toBe(JSON_CONTENT_TYPE);
     expect(out.extension).toBe('json');
     expect(out.controlId).toBeUndefined();
@@ -106,13 +81,11 @@ describe('renderJson: message deliveries', () => {
     // the data is the canonical model, as JSON
     expect(doc.data).toEqual(JSON.parse(JSON.stringify(normalizeMessage(msg))));
     // deterministic
-    expect(renderJson(messageInput(raw), OPTS).body.equals(out.body)).toBe(true);
+    expect(renderJson(input, RENDER_OPTIONS).body.equals(out.body)).toBe(true);
   });
 
   it('carries patient, encounter and merge of an A40', () => {
-    const doc = expectValid(
-      renderJson(messageInput(sample('emap_adt_a40_v24_mrg.hl7')), OPTS).body,
-    );
+    const doc = sampleEnvelope('emap_adt_a40_v24_mrg.hl7');
     expect(doc.type).toBe('hl7.ADT_A40');
     expect(doc.source).toEqual({
       feed: 'adt-main',
@@ -129,9 +102,7 @@ describe('renderJson: message deliveries', () => {
   });
 
   it('carries results of an ORU, dates as ISO strings', () => {
-    const doc = expectValid(
-      renderJson(messageInput(sample('nhc_oru_r01_v251_nist_elr_lead.hl7')), OPTS).body,
-    );
+    const doc = sampleEnvelope('nhc_oru_r01_v251_nist_elr_lead.hl7');
     expect(doc.type).toBe('hl7.ORU_R01');
     const data = doc.data as {
       results: Array<{
@@ -146,13 +117,11 @@ describe('renderJson: message deliveries', () => {
 
   it('validates other message types (event only) and a message without EUID', () => {
     for (const file of ['nhc_mfn_m02_v231_belgian_8859.hl7', 'medplum_ack_261_trailing.hl7']) {
-      const doc = expectValid(renderJson(messageInput(sample(file), null), OPTS).body);
+      const doc = sampleEnvelope(file, null);
       expect(doc.euid).toBeNull();
       expect((doc.data as { supported: boolean }).supported).toBe(false);
     }
-    const noTrigger = expectValid(
-      renderJson(messageInput(sample('medplum_adt_v21_no_trigger.hl7')), OPTS).body,
-    );
+    const noTrigger = sampleEnvelope('medplum_adt_v21_no_trigger.hl7');
     expect(noTrigger.type).toBe('hl7.ADT');
   });
 
@@ -164,9 +133,9 @@ describe('renderJson: message deliveries', () => {
   });
 
   it('fails with BAD_INPUT without a message', () => {
-    expect(() => renderJson({ deliveryId: '1', kind: 'message', euid: null }, OPTS)).toThrow(
-      expect.objectContaining({ code: 'BAD_INPUT' }),
-    );
+    expect(() =>
+      renderJson({ deliveryId: '1', kind: 'message', euid: null }, RENDER_OPTIONS),
+    ).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }));
   });
 });
 
@@ -270,14 +239,14 @@ function produceEvents(): { events: SourceEvent[]; messages: Map<string, SourceM
   const run = (raw: Buffer | string): void => {
     const id = String(++seq);
     const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
-    messages.set(id, source(bytes, id));
+    messages.set(id, sourceMessage(bytes, id));
     mpi.apply(bytes, id);
   };
   // every ADT/ORU sample, in file-name order (the EMAP A17 creates two patients, the A40
   // merges one of them, the A29 deletes one, the A47 re-keys one)
   for (const { file } of adtOru) {
-    if (parseMessage(sample(file)).hasSegment('PID')) {
-      run(sample(file));
+    if (parseMessage(sampleMessage(file)).hasSegment('PID')) {
+      run(sampleMessage(file));
     }
   }
   // synthetic messages for what the samples do not raise
@@ -355,14 +324,14 @@ describe('renderJson: event deliveries (events raised by libs/mpi)', () => {
 
   it('renders every event valid against event.v1.json', () => {
     for (const e of events) {
-      const out = renderJson(input(e), OPTS);
+      const out = renderJson(input(e), RENDER_OPTIONS);
       const doc = expectValid(out.body);
       expect(doc.id).toBe(e.key);
       expect(doc.type).toBe(e.type);
       expect(doc.euid).toBe(e.euid);
       expect(doc.occurredAt).toBe(e.createdAt.toISOString());
       expect(doc.data).toEqual(e.payload);
-      expect(renderJson(input(e), OPTS).body.equals(out.body)).toBe(true);
+      expect(renderJson(input(e), RENDER_OPTIONS).body.equals(out.body)).toBe(true);
     }
   });
 
@@ -417,7 +386,7 @@ describe('renderJson: event deliveries (events raised by libs/mpi)', () => {
   it('builds ADT^A40 from both merge shapes raised by libs/mpi', () => {
     const merges = events.filter((e) => e.type === 'patient.merged');
     for (const e of merges) {
-      const out = renderHl7(input(e), OPTS)!;
+      const out = renderHl7(input(e), RENDER_OPTIONS)!;
       const msg = parseMessage(out.body);
       const p = e.payload as { euid: string; retiredEuid?: string; survivor?: { mrn: string } };
       expect(msg.get('MSH-9')).toBe('ADT^A40^ADT_A39');
@@ -439,7 +408,7 @@ describe('renderJson: event deliveries (events raised by libs/mpi)', () => {
       'patient.updated',
     ]);
     for (const e of events) {
-      const out = renderHl7(input(e), OPTS);
+      const out = renderHl7(input(e), RENDER_OPTIONS);
       if (!withHl7.has(e.type)) {
         expect(out).toBeNull();
         continue;
@@ -454,8 +423,8 @@ describe('renderJson: event deliveries (events raised by libs/mpi)', () => {
   it('sorts payload keys: the bytes do not depend on how the store kept the JSON', () => {
     const e = events.find((x) => x.type === 'patient.created')!;
     const reversed = Object.fromEntries(Object.entries(e.payload).reverse());
-    const a = renderJson(input(e), OPTS).body;
-    const b = renderJson(input({ ...e, payload: reversed }), OPTS).body;
+    const a = renderJson(input(e), RENDER_OPTIONS).body;
+    const b = renderJson(input({ ...e, payload: reversed }), RENDER_OPTIONS).body;
     expect(a.equals(b)).toBe(true);
   });
 });
@@ -499,7 +468,7 @@ describe('renderJson: hand-written event payloads', () => {
     ],
     ['custom.future', { anything: true }],
   ])('%s is valid', (type, payload) => {
-    const doc = expectValid(renderJson(ev(type, payload), OPTS).body);
+    const doc = expectValid(renderJson(ev(type, payload), RENDER_OPTIONS).body);
     expect(doc.data).toEqual(payload);
   });
 
