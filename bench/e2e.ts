@@ -3,7 +3,7 @@
  * to two MLLP receivers, every role on this machine.
  *
  *   npm run bench:e2e -- [--rate 600] [--seconds 60] [--connections 8] [--workers 1]
- *                        [--patients 5000] [--concurrency 8] [--dest-connections 2]
+ *                        [--patients 5000] [--concurrency 64] [--dest-connections 16]
  *
  * 1. A fresh PostgreSQL database (createTestDatabase, migrated here, dropped at the end), a
  *    random Redis queue prefix (its keys deleted at the end), two in-process MLLP sinks
@@ -978,8 +978,8 @@ async function main(): Promise<void> {
     .option('--connections <n>', 'MLLP connections to the gateway', '8')
     .option('--workers <n>', 'worker processes (pipeline + delivery)', '1')
     .option('--patients <n>', 'patients in the stream', '5000')
-    .option('--concurrency <n>', 'destination concurrency (lanes per worker process)', '8')
-    .option('--dest-connections <n>', 'MLLP connections per destination and worker', '2')
+    .option('--concurrency <n>', 'destination concurrency (lanes in parallel)', '64')
+    .option('--dest-connections <n>', 'MLLP connections per destination', '16')
     .option('--partitions <n>', 'inbound partitions', '16')
     .option('--seed <n>', 'seed of the people and the stream', '1')
     .option('--stall-seconds <s>', 'stop waiting when nothing is delivered for this long', '30')

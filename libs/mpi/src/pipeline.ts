@@ -8,6 +8,9 @@ import type { MessageStatusUpdate, MpiStore } from './mpi-store';
 import { lanesOf, type BatchRouter, type DeliveryLane, type RoutedMessage } from './outbox';
 import type { WorkingSet } from './working-set';
 
+/** Messages applied between two yields to the event loop. */
+const YIELD_EVERY = 8;
+
 /** One message of a batch: normalized, or failed before it could be (parse error, …). */
 export interface BatchItem {
   /** The stored message; null for data that comes from no message (bulk import): no status. */
@@ -80,6 +83,11 @@ export class MpiPipeline {
     const statuses: MessageStatusUpdate[] = [];
     let held = false;
     for (let i = 0; i < items.length && !held; i++) {
+      if (i > 0 && i % YIELD_EVERY === 0) {
+        // Let the process's other I/O (delivery ACKs, lease renewals) run between slices of
+        // a large batch instead of after all of it.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
       const item = items[i];
       let outcome: ApplyOutcome;
       if (item.failure || !item.normalized) {

@@ -52,6 +52,11 @@ export class CreateDelivery1764316800004 implements MigrationInterface {
     await q(
       `CREATE INDEX "delivery_pending_idx" ON "delivery" ("destination", "id") WHERE "status" = 'pending'`,
     );
+    // Deliveries waiting for a retry (next_attempt_at in the future) are few: found without
+    // reading the backlog.
+    await q(
+      `CREATE INDEX "delivery_due_idx" ON "delivery" ("destination", "next_attempt_at") WHERE "status" = 'pending'`,
+    );
     await q(`CREATE INDEX "delivery_status_idx" ON "delivery" ("status", "destination", "id")`);
     await q(`CREATE INDEX "delivery_message_idx" ON "delivery" ("message_id")`);
 
