@@ -35,7 +35,7 @@ import {
 import { type Delivery, DeliveryStore } from '@engine/store';
 import { deliveryMetrics } from './metrics';
 
-/** Most deliveries of one destination read (and their outcomes written) at a time. */
+/** Most due deliveries of one destination read at a time (lanes are started from them). */
 const BATCH = 500;
 /** Destination lease: one process delivers a destination at a time (order across processes). */
 const LEASE_MS = 15_000;
@@ -62,11 +62,12 @@ type Outcome =
 /**
  * Delivers one destination's `delivery` rows (written by the pipeline in the same transaction
  * as the MPI changes). One process at a time holds the destination's lease and runs the loop:
- * read the oldest due rows (id order), send them lane by lane — a lane is one patient's rows,
- * sent one at a time in order; `concurrency` lanes in parallel — and write the outcomes of the
- * batch together. A transient failure stops its lane until the retry time (nothing of that
- * patient overtakes it); a permanent one dead-letters the row and the lane goes on. BullMQ jobs
- * on `deliver-<destination>` wake the loop at once; it also looks by itself every 250 ms, so a
+ * read the oldest due rows (id order) of lanes that are idle, and start up to `concurrency`
+ * lanes — a lane is a share of the patients, its rows sent one at a time in order. A lane is
+ * released once its outcomes are written (delivered ones group-committed with other lanes').
+ * A transient failure stops its lane until the retry time (nothing of that patient overtakes
+ * it); a permanent one dead-letters the row and the lane goes on. BullMQ jobs on
+ * `deliver-<destination>` wake the loop at once; it also looks by itself every 250 ms, so a
  * lost job (Redis flushed) only delays a delivery.
  */
 class DestinationRunner {
@@ -82,6 +83,15 @@ class DestinationRunner {
   private renewTimer?: NodeJS.Timeout;
   private pausedAt = 0;
   private pausedValue = false;
+  /** Lanes being sent now (their rows are not read again until their outcomes are written). */
+  private readonly busyLanes = new Set<number>();
+  private readonly laneTasks = new Set<Promise<void>>();
+  private deliveredQueue: Array<{
+    items: Array<{ id: string; remoteAck: string; at: Date }>;
+    resolve: () => void;
+    reject: (err: Error) => void;
+  }> = [];
+  private writing = false;
 
   constructor(
     readonly config: DestinationConfig,
@@ -118,6 +128,7 @@ class DestinationRunner {
     clearInterval(this.renewTimer);
     this.wake();
     await this.loop;
+    await Promise.all([...this.laneTasks]);
     if (this.holding) {
       await this.deps.redis.eval(RELEASE_LEASE, 1, this.leaseKey, this.token).catch(() => 0);
     }
@@ -190,17 +201,28 @@ class DestinationRunner {
   }
 
   /**
-   * Delivers one batch of due rows. Returns 0 to go on at once, or how long to wait (nothing
-   * due, or everything due waits behind a retry).
+   * Starts lanes: reads the oldest due rows of lanes that are neither being sent nor waiting
+   * for a retry, and starts up to the free `concurrency` of them, each sending its rows in
+   * order. A lane is released only once its outcomes are written, so its rows are never read
+   * twice. Returns 0 to go on at once, or how long to wait for a wake-up.
    */
   private async deliverBatch(): Promise<number> {
+    const free = this.config.concurrency - this.busyLanes.size;
+    if (free <= 0) {
+      return IDLE_POLL_MS; // a finishing lane wakes the loop
+    }
     const now = new Date();
     const ordered = this.config.ordering === 'patient';
-    const blocked = ordered ? await this.deps.store.blockedLanes(this.config.id, now) : new Map();
+    const blocked = ordered
+      ? await this.deps.store.blockedLanes(this.config.id, now)
+      : new Map<number, Date>();
     const rows = await this.deps.store.dueDeliveries(this.config.id, now, BATCH, [
-      ...blocked.keys(),
+      ...new Set([...blocked.keys(), ...this.busyLanes]),
     ]);
     if (rows.length === 0) {
+      if (this.busyLanes.size > 0) {
+        return IDLE_POLL_MS;
+      }
       const next = await this.deps.store.nextDue(this.config.id);
       return next ? Math.min(IDLE_POLL_MS, Math.max(1, next.getTime() - Date.now())) : IDLE_POLL_MS;
     }
@@ -210,35 +232,53 @@ class DestinationRunner {
     // Lanes in order of their oldest row; within a lane, id order.
     const lanes = new Map<number, Delivery[]>();
     for (const r of rows) {
-      const key = ordered ? r.lane : lanes.size; // ordering none: every row its own lane
-      const list = lanes.get(key) ?? [];
+      const list = lanes.get(r.lane) ?? [];
       list.push(r);
-      lanes.set(key, list);
+      lanes.set(r.lane, list);
     }
-    const outcomes = new Map<string, Outcome>();
-    const queue = [...lanes.values()];
-    const runLane = async (): Promise<void> => {
-      for (let lane = queue.shift(); lane; lane = queue.shift()) {
-        for (const row of lane) {
-          if (this.stopping || !this.holding) {
-            return;
-          }
-          const outcome = await this.deliverOne(row, messages);
-          outcomes.set(row.id, outcome);
-          if (outcome.kind === 'retry' && ordered) {
-            break; // the rest of this patient's rows wait for the retry
-          }
-        }
+    let started = 0;
+    for (const [lane, list] of lanes) {
+      if (started >= free) {
+        break;
       }
-    };
-    await Promise.all(
-      Array.from({ length: Math.min(this.config.concurrency, queue.length) }, runLane),
-    );
-    await this.record(rows, outcomes);
+      started++;
+      this.busyLanes.add(lane);
+      const task = this.runLane(list, messages, ordered).finally(() => {
+        this.busyLanes.delete(lane);
+        this.laneTasks.delete(task);
+        this.wake();
+      });
+      this.laneTasks.add(task);
+    }
     return 0;
   }
 
-  /** Writes a batch's outcomes: the delivered ones in one statement, the others one by one. */
+  /** Sends one lane's rows in order, then writes their outcomes. */
+  private async runLane(
+    rows: Delivery[],
+    messages: Map<string, SourceMessage>,
+    ordered: boolean,
+  ): Promise<void> {
+    const outcomes = new Map<string, Outcome>();
+    try {
+      for (const row of rows) {
+        if (this.stopping || !this.holding || this.pausedValue) {
+          break;
+        }
+        const outcome = await this.deliverOne(row, messages);
+        outcomes.set(row.id, outcome);
+        if (outcome.kind === 'retry' && ordered) {
+          break; // the rest of this patient's rows wait for the retry
+        }
+      }
+      await this.record(rows, outcomes);
+    } catch (err) {
+      // Outcomes not written (database unreachable): the rows stay pending and go out again.
+      this.logger.warn(`writing delivery outcomes failed: ${(err as Error).message}`);
+    }
+  }
+
+  /** Writes a lane's outcomes: delivered ones together with other lanes', the others one by one. */
   private async record(rows: Delivery[], outcomes: Map<string, Outcome>): Promise<void> {
     const store = this.deps.store;
     const id = this.config.id;
@@ -274,7 +314,36 @@ class DestinationRunner {
           break;
       }
     }
-    await store.markDeliveredMany(delivered);
+    if (delivered.length > 0) {
+      await this.writeDelivered(delivered);
+    }
+  }
+
+  /**
+   * Group commit of delivered outcomes: lanes finishing while a write is in flight share the
+   * next one (one UPDATE for all of them).
+   */
+  private writeDelivered(items: Array<{ id: string; remoteAck: string; at: Date }>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.deliveredQueue.push({ items, resolve, reject });
+      if (!this.writing) {
+        void this.flushDelivered();
+      }
+    });
+  }
+
+  private async flushDelivered(): Promise<void> {
+    this.writing = true;
+    while (this.deliveredQueue.length > 0) {
+      const batch = this.deliveredQueue.splice(0);
+      try {
+        await this.deps.store.markDeliveredMany(batch.flatMap((b) => b.items));
+        batch.forEach((b) => b.resolve());
+      } catch (err) {
+        batch.forEach((b) => b.reject(err as Error));
+      }
+    }
+    this.writing = false;
   }
 
   /** Renders and sends one delivery. */
