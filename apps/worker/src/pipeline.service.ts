@@ -97,7 +97,8 @@ export class PipelineService {
         return 'blocked';
       }
       const outcome = await this.applyIsolated(items.slice(0, cut));
-      // Committed: wake the delivery lanes the batch wrote to (the sweeper covers a lost wake).
+      // Committed: wake the destinations the batch wrote deliveries for (a lost wake-up only
+      // delays them: the delivering loop also polls).
       this.deliveries.wakeSoon(outcome.lanes);
       if (stats) {
         for (const s of outcome.statuses) {
