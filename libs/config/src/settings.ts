@@ -19,6 +19,17 @@ export const settingsSchema = z.object({
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
   HTTP_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HTTP_HOST: z.string().default('0.0.0.0'),
+  /**
+   * Processes without the api role (a separate gateway or worker) serve GET /metrics on this
+   * port when it is set (their own counters: pipeline, delivery, gateway).
+   */
+  METRICS_PORT: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? undefined : Number(v)))
+    .refine((v) => v === undefined || (Number.isInteger(v) && v >= 0 && v <= 65535), {
+      message: 'must be a port number (0-65535)',
+    }),
   ADMIN_API_KEY: z
     .string()
     .optional()
