@@ -44,6 +44,8 @@ const RENEW_MS = 5_000;
 const IDLE_POLL_MS = 250;
 /** How often a process that does not hold a destination's lease tries to take it. */
 const STANDBY_POLL_MS = 2_000;
+/** Failing attempts of a destination are logged at most this often. */
+const RETRY_LOG_MS = 30_000;
 /** Pause state is read from Redis at most this often. */
 const PAUSE_CACHE_MS = 500;
 
@@ -92,6 +94,8 @@ class DestinationRunner {
     reject: (err: Error) => void;
   }> = [];
   private writing = false;
+  private retryLoggedAt = 0;
+  private retriesNotLogged = 0;
 
   constructor(
     readonly config: DestinationConfig,
@@ -278,6 +282,24 @@ class DestinationRunner {
     }
   }
 
+  /**
+   * Logs failing attempts at most once per {@link RETRY_LOG_MS} per destination (a receiver
+   * that is down for an hour must not fill the log), with the count of the ones not logged.
+   */
+  private warnRetry(row: Delivery, error: string): void {
+    const now = Date.now();
+    if (now - this.retryLoggedAt < RETRY_LOG_MS) {
+      this.retriesNotLogged++;
+      return;
+    }
+    const more = this.retriesNotLogged > 0 ? ` (+${this.retriesNotLogged} more since)` : '';
+    this.logger.warn(
+      `delivery ${row.id} failed (attempt ${row.attempts + 1}, retrying): ${error}${more}`,
+    );
+    this.retryLoggedAt = now;
+    this.retriesNotLogged = 0;
+  }
+
   /** Writes a lane's outcomes: delivered ones together with other lanes', the others one by one. */
   private async record(rows: Delivery[], outcomes: Map<string, Outcome>): Promise<void> {
     const store = this.deps.store;
@@ -299,11 +321,7 @@ class DestinationRunner {
           break;
         case 'retry':
           await store.markRetry(row.id, o.error, o.remoteAck, o.retryAt, o.at);
-          if (row.attempts === 0 || (row.attempts + 1) % 10 === 0) {
-            this.logger.warn(
-              `delivery ${row.id} failed (attempt ${row.attempts + 1}, retrying): ${o.error}`,
-            );
-          }
+          this.warnRetry(row, o.error);
           break;
         case 'dead':
           await store.markDead(row.id, o.error, o.remoteAck, o.at, o.attempted);
