@@ -71,6 +71,7 @@ import { encodeMllp, MllpDecoder } from '@engine/hl7';
 import { createDataSource } from '@engine/store';
 import { createTestDatabase, type TestDatabase } from '@engine/store/testing';
 import { type MllpSink, MLLP_SINK_DEFAULTS, startMllpSink } from '../scripts/sink-mllp';
+import { clearPrefix, cpuPressure, prng, waitForLeases } from './common';
 
 const ADMIN_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -100,18 +101,6 @@ function sortedOf(xs: number[]): Float64Array {
 }
 
 /* ------------------------------------------------------------------ stream */
-
-/** mulberry32: a small seeded PRNG, so a seed gives the same people and stream. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Fictitious people: small lists combined with the person's index (as in bench/pipeline.ts).
 // prettier-ignore
@@ -377,58 +366,6 @@ async function stopRole(r: Role): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Waits until every inbound partition is leased, spread over the `workers` processes. */
-async function waitForLeases(
-  redis: Redis,
-  prefix: string,
-  partitions: number,
-  workers: number,
-  timeoutMs: number,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  const share = Math.ceil(partitions / workers);
-  const keys = Array.from({ length: partitions }, (_, p) => `${prefix}:lease:inbound:${p}`);
-  for (;;) {
-    const owners = await redis.mget(...keys);
-    const counts = new Map<string, number>();
-    for (const o of owners) {
-      if (o !== null) {
-        counts.set(o, (counts.get(o) ?? 0) + 1);
-      }
-    }
-    const leased = owners.filter((o) => o !== null).length;
-    const state = `${leased}/${partitions} partitions leased by ${counts.size} worker(s)`;
-    if (
-      leased === partitions &&
-      counts.size === Math.min(workers, partitions) &&
-      Math.max(...counts.values()) <= share
-    ) {
-      log(`  ${state}`);
-      return;
-    }
-    if (Date.now() > end) {
-      throw new Error(`workers did not take their partitions in time: ${state}`);
-    }
-    await sleep(250);
-  }
-}
-
-async function clearPrefix(prefix: string): Promise<void> {
-  const r = new Redis(REDIS_URL);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) {
-        await r.del(...keys);
-      }
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-}
-
 /* ------------------------------------------------------------------ CPU accounting */
 
 interface CpuSnapshot {
@@ -503,16 +440,6 @@ function cpuDelta(
     byRole,
     machineBusyPct: round((100 * busy) / (b.total - a.total), 1),
   };
-}
-
-function cpuPressure(): string {
-  try {
-    return readFileSync('/proc/pressure/cpu', 'utf8')
-      .split('\n')[0]
-      .replace(/^some /, '');
-  } catch {
-    return 'n/a';
-  }
 }
 
 /** One progress interval: work done by each stage and CPU seconds by role. */
@@ -1014,7 +941,7 @@ async function main(): Promise<void> {
   const total = Math.round(rate * seconds);
   const warmupN = Math.floor(total * WARMUP_SHARE);
 
-  const pressureBefore = cpuPressure();
+  const pressureBefore = cpuPressure().replace(/^some /, '');
   log(
     `bench:e2e: ${rate} msgs/s offered for ${seconds} s (${total.toLocaleString('en-US')} messages, ${patientsN.toLocaleString('en-US')} patients) over ${connections} connection(s); 1 gateway, ${workersN} worker process(es), 1 api${opts.workerMetrics ? ' (inside worker-1)' : ''}; ${partitions} partitions; destinations ehr + ehr2 (MLLP, concurrency ${concurrency}, ${destConnections} connection(s)); PostgreSQL ${new URL(ADMIN_URL).host}, Redis ${new URL(REDIS_URL).host}`,
   );
@@ -1032,7 +959,7 @@ async function main(): Promise<void> {
   cleanups.push(() => db.end());
 
   const prefix = `benche2e-${randomBytes(4).toString('hex')}`;
-  cleanups.push(() => clearPrefix(prefix));
+  cleanups.push(() => clearPrefix(REDIS_URL, prefix));
   const dir = mkdtempSync(join(tmpdir(), 'bench-e2e-'));
   cleanups.push(() => {
     rmSync(dir, { recursive: true, force: true });
@@ -1145,7 +1072,7 @@ routes:
   }
   await waitForPort(feedPort, gateway.child);
   await waitForPort(httpPort, apiRole.child);
-  await waitForLeases(redis, prefix, partitions, workersN, 60_000);
+  await waitForLeases(redis, prefix, partitions, workersN, 60_000, log);
   const api = `http://127.0.0.1:${httpPort}`;
   const dests0 = await destinations(api, apiKey);
   if (!dests0 || dests0.length !== 2) {
@@ -1287,7 +1214,7 @@ routes:
   const sendEnd = lastSend;
   const elapsed = (drainEnd - started) / 1000;
   const cpu = cpuDelta(cpu0, cpu1, roles);
-  const pressureAfter = cpuPressure();
+  const pressureAfter = cpuPressure().replace(/^some /, '');
 
   // ---- figures from the clocks of this process ----
   let lastComplete = 0;

@@ -64,6 +64,7 @@ import { createTestDatabase } from '@engine/store/testing';
 import { InboundProcessor } from '@engine/worker';
 import { startEngine, type StartedEngine } from '../apps/engine/src/bootstrap';
 import { PipelineService } from '../apps/worker/src/pipeline.service';
+import { clearPrefix, cpuPressure, prng, waitForLeases } from './common';
 
 const ADMIN_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -81,18 +82,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
 
 /* ------------------------------------------------------------------ people */
-
-/** mulberry32: a small seeded PRNG, so a seed gives the same people and stream. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Fictitious people: small lists combined with the person's index.
 // prettier-ignore
@@ -801,14 +790,6 @@ function commandStatsDelta(
   return out.sort((x, y) => y.ms - x.ms);
 }
 
-function cpuPressure(): string {
-  try {
-    return readFileSync('/proc/pressure/cpu', 'utf8').split('\n')[0];
-  } catch {
-    return 'n/a';
-  }
-}
-
 /* ------------------------------------------------------------------ phase timing */
 
 interface Phase {
@@ -1150,56 +1131,6 @@ async function startInProcessWorkers(
   };
 }
 
-/** Waits until every partition is leased and spread evenly over the `workers` processes. */
-async function waitForLeases(
-  redis: Redis,
-  prefix: string,
-  partitions: number,
-  workers: number,
-  timeoutMs: number,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  const share = Math.ceil(partitions / workers);
-  const keys = Array.from({ length: partitions }, (_, p) => `${prefix}:lease:inbound:${p}`);
-  let last = '';
-  for (;;) {
-    const owners = await redis.mget(...keys);
-    const counts = new Map<string, number>();
-    for (const o of owners) {
-      if (o !== null) {
-        counts.set(o, (counts.get(o) ?? 0) + 1);
-      }
-    }
-    const leased = owners.filter((o) => o !== null).length;
-    last = `${leased}/${partitions} partitions leased by ${counts.size} worker(s)`;
-    if (
-      leased === partitions &&
-      counts.size === Math.min(workers, partitions) &&
-      Math.max(...counts.values()) <= share
-    ) {
-      log(`  ${last}`);
-      return;
-    }
-    if (Date.now() > end) {
-      throw new Error(`workers did not take their partitions in time: ${last}`);
-    }
-    await sleep(250);
-  }
-}
-
-async function clearPrefix(prefix: string): Promise<void> {
-  const r = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) {
-      await r.del(...keys);
-    }
-  } while (cursor !== '0');
-  r.disconnect();
-}
-
 /* ------------------------------------------------------------------ main */
 
 interface Options {
@@ -1377,7 +1308,7 @@ async function main(): Promise<void> {
     workers = inProcess
       ? await startInProcessWorkers(workersN, env, config)
       : startChildWorkers(workersN, env);
-    await waitForLeases(redis, prefix, partitions, workersN, 60_000);
+    await waitForLeases(redis, prefix, partitions, workersN, 60_000, log);
     queues = new InboundQueues(loadSettings(env), config);
     await queues.ping();
 
@@ -1666,7 +1597,7 @@ async function main(): Promise<void> {
       await ds.destroy();
     }
     redis.disconnect();
-    await clearPrefix(prefix);
+    await clearPrefix(REDIS_URL, prefix);
     rmSync(dir, { recursive: true, force: true });
     if (fresh && !opts.keep) {
       await fresh.drop();

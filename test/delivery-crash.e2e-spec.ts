@@ -8,6 +8,7 @@ import { REDIS_URL, startTestEngine, type TestEngine } from './support/engine';
 import { adt } from './support/messages';
 import { ackField, TestMllpClient } from './support/mllp-client';
 import { spawnWorker, writeEngineConfig } from './support/pipeline';
+import { waitFor } from './support/wait';
 import { freePort, killSinks, readRecords, startSink } from './support/sinks';
 
 /**
@@ -17,22 +18,6 @@ import { freePort, killSinks, readRecords, startSink } from './support/sinks';
  */
 
 jest.setTimeout(180_000);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) {
-      return v;
-    }
-    if (Date.now() > end) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await sleep(200);
-  }
-}
 
 describe('delivery when a worker process dies (e2e)', () => {
   const children: ChildProcess[] = [];

@@ -10,6 +10,7 @@ import { DataSource } from 'typeorm';
 import { parseMessage } from '@engine/hl7';
 import { MpiPipeline, MpiStore, normalizeMessage } from '@engine/mpi';
 import { ReviewEverything } from './support/review-everything';
+import { sleep, waitFor } from './support/wait';
 import { freePort, killSinks, readRecords, type RunningSink, startSink } from './support/sinks';
 
 /**
@@ -27,22 +28,6 @@ interface Envelope {
   euid: string;
   source: { controlId: string | null };
   data: Record<string, unknown>;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) {
-      return v;
-    }
-    if (Date.now() > end) {
-      throw new Error(`timed out waiting for ${what}`);
-    }
-    await sleep(200);
-  }
 }
 
 describe('routing and delivery (e2e, real sinks)', () => {

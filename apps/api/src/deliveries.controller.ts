@@ -21,24 +21,13 @@ import {
   type DeliveryStatus,
   DeliveryStore,
 } from '@engine/store';
-import { actorOf } from './duplicates.controller';
+import { actorOf, optionalString, UUID } from './duplicates.controller';
 import { ApiKeyGuard, type AuthedRequest } from './auth.guard';
 import { AuditService } from './audit.service';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DELIVERY_ID = /^\d{1,18}$/;
 /** Most ids one replay request may name. */
 const MAX_REPLAY_IDS = 10_000;
-
-function one(value: unknown, name: string): string | undefined {
-  if (value === undefined || value === '') {
-    return undefined;
-  }
-  if (typeof value !== 'string') {
-    throw new BadRequestException(`${name} must be given once`);
-  }
-  return value;
-}
 
 /** A delivery without its payload (lists never carry PHI). */
 function summary(d: Delivery) {
@@ -94,24 +83,24 @@ export class DeliveriesController {
   @ApiQuery({ name: 'limit', required: false, description: '1..500 (default 50)' })
   @ApiQuery({ name: 'cursor', required: false })
   async list(@Query() query: Record<string, unknown>) {
-    const status = one(query.status, 'status');
+    const status = optionalString(query.status, 'status');
     if (status !== undefined && !DELIVERY_STATUSES.includes(status as DeliveryStatus)) {
       throw new BadRequestException(`status must be one of ${DELIVERY_STATUSES.join(', ')}`);
     }
-    const messageId = one(query.messageId, 'messageId');
+    const messageId = optionalString(query.messageId, 'messageId');
     if (messageId !== undefined && !UUID.test(messageId)) {
       throw new BadRequestException('messageId must be a UUID');
     }
-    const cursor = one(query.cursor, 'cursor');
+    const cursor = optionalString(query.cursor, 'cursor');
     if (cursor !== undefined && !DELIVERY_ID.test(cursor)) {
       throw new BadRequestException('invalid cursor');
     }
-    const limitText = one(query.limit, 'limit');
+    const limitText = optionalString(query.limit, 'limit');
     const limit = limitText === undefined ? undefined : Number(limitText);
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 500)) {
       throw new BadRequestException('limit must be an integer from 1 to 500');
     }
-    const destination = one(query.destination, 'destination');
+    const destination = optionalString(query.destination, 'destination');
     if (destination !== undefined) {
       this.destination(destination);
     }

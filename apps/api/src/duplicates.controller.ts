@@ -25,7 +25,7 @@ import {
 import { ApiKeyGuard, type AuthedRequest } from './auth.guard';
 import { AuditService } from './audit.service';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ACTIONS = ['merge', 'link', 'not-duplicate', 'defer'] as const;
 type Action = (typeof ACTIONS)[number];
 
@@ -40,7 +40,8 @@ export function actorOf(req: AuthedRequest): string {
   return user && /^[\w.@-]+$/.test(user) ? `${base}/${user}` : base;
 }
 
-function optionalString(value: unknown, name: string): string | undefined {
+/** A query parameter given at most once ('' counts as absent); 400 when repeated. */
+export function optionalString(value: unknown, name: string): string | undefined {
   if (value === undefined || value === '') {
     return undefined;
   }

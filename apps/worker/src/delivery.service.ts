@@ -321,11 +321,11 @@ class DestinationRunner {
           break;
         case 'retry':
           await store.markRetry(row.id, o.error, o.remoteAck, o.retryAt, o.at);
-          this.warnRetry(row, o.error);
+          this.warnRetry(row, loggable(o.error, o.remoteAck));
           break;
         case 'dead':
           await store.markDead(row.id, o.error, o.remoteAck, o.at, o.attempted);
-          this.logger.warn(`delivery ${row.id} dead-lettered: ${o.error}`);
+          this.logger.warn(`delivery ${row.id} dead-lettered: ${loggable(o.error, o.remoteAck)}`);
           break;
         case 'skipped':
           await store.markSkipped(row.id, o.reason, o.at);
@@ -513,4 +513,13 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     await Promise.all([...this.runners.values()].map((r) => r.stop()));
     this.redis?.disconnect();
   }
+}
+
+/**
+ * What of a failure goes to the log: a receiver's own error text (MSA-3, ERR, an HTTP body)
+ * may quote patient data, so only its answer code is logged; the full text is kept on the
+ * delivery row (GET /api/deliveries/:id). Local and network errors are logged as they are.
+ */
+function loggable(error: string, remoteAck: string | null): string {
+  return remoteAck === null ? error : `answered ${remoteAck} (details on the delivery)`;
 }

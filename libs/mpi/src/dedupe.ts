@@ -1,7 +1,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
-import { dialectOf, toSqliteTimestamp, type StoreDialect } from '@engine/store';
+import { dialectOf, fromJson, toSqliteTimestamp, type StoreDialect } from '@engine/store';
 import {
   blockingKeys,
   compiledOf,
@@ -17,7 +17,6 @@ import {
 import type { PatientRecord } from './model';
 import { MAX_CANDIDATES_PER_BLOCK } from './mpi-store';
 import { pairKey } from './rows';
-import { fromJson } from './sql-values';
 
 export interface DedupeOptions {
   /** Records per step (default 1,000). */

@@ -1,7 +1,7 @@
 import type { SurvivorshipConfig } from '@engine/config';
 import type { DataSource } from 'typeorm';
 import { v7 as uuidv7 } from 'uuid';
-import { dialectOf, toSqliteTimestamp, type StoreDialect } from '@engine/store';
+import { dialectOf, fromJson, toDate, toSqliteTimestamp, type StoreDialect } from '@engine/store';
 import { ConcurrentUpdateError, MpiStore } from './mpi-store';
 import {
   decideTask,
@@ -15,7 +15,6 @@ import { maskSsn } from './normalize';
 import { lanesOf, type BatchRouter, type DeliveryLane } from './outbox';
 import type { WorkingSet } from './working-set';
 import type { DuplicateTaskStatus, HistoryRow } from './rows';
-import { fromJson, toDate } from './sql-values';
 
 export const DUPLICATE_STATUSES: DuplicateTaskStatus[] = [
   'open',

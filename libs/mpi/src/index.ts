@@ -38,4 +38,3 @@ export * from './duplicates';
 export * from './matching';
 export * from './probabilistic';
 export * from './dedupe';
-export * from './sql-values';

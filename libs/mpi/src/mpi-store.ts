@@ -1,10 +1,9 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DataSource } from 'typeorm';
-import { dialectOf, toSqliteTimestamp, type StoreDialect } from '@engine/store';
+import { dialectOf, fromJson, toDate, toSqliteTimestamp, type StoreDialect } from '@engine/store';
 import type { PrefetchKeys } from './apply';
 import type { DeliveryRow } from './outbox';
 import type { EncounterRow, IdentifierRow, PersonRow, ResultRow, SourceRecordRow } from './rows';
-import { fromJson, toDate } from './sql-values';
 import { WorkingSet } from './working-set';
 
 /** A write lost a race (a row changed since it was read): retry the batch. */

@@ -1,4 +1,5 @@
 import type { MessageEvent } from './model';
+import type { DeliveryLane } from '@engine/store';
 import type { EventRow } from './rows';
 
 /**
@@ -40,10 +41,7 @@ export interface BatchRouter {
 }
 
 /** A (destination, lane) that got new deliveries: its queue gets a job after the commit. */
-export interface DeliveryLane {
-  destination: string;
-  lane: number;
-}
+export type { DeliveryLane } from '@engine/store';
 
 /** The distinct lanes of some deliveries, in first-seen order. */
 export function lanesOf(rows: readonly DeliveryRow[]): DeliveryLane[] {

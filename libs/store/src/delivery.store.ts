@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { dialectOf, toSqliteTimestamp, type StoreDialect } from './dialect';
+import { fromJson, toDate } from './sql-values';
 
 /** A (destination, ordering lane) pair: what a delivery queue job names. */
 export interface DeliveryLane {
@@ -13,19 +14,6 @@ export interface StoredMessageBytes {
   feed: string;
   raw: Buffer;
   receivedAt: Date;
-}
-
-/** PostgreSQL gives Date for timestamptz; SQLite gives 'YYYY-MM-DD HH:MM:SS.SSS' (UTC) text. */
-function toDate(v: unknown): Date {
-  if (v instanceof Date) {
-    return v;
-  }
-  const s = String(v);
-  return new Date(s.includes('T') ? s : `${s.replace(' ', 'T')}Z`);
-}
-
-function fromJson<T>(v: unknown): T {
-  return (typeof v === 'string' ? JSON.parse(v) : v) as T;
 }
 
 export type DeliveryStatus = 'pending' | 'delivered' | 'dead' | 'skipped';

@@ -44,3 +44,4 @@ export {
   type DestinationState,
   type StoredMessageBytes,
 } from './delivery.store';
+export { fromJson, toDate } from './sql-values';
