@@ -42,6 +42,8 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
   private readonly logger = new Logger(InboundProcessor.name);
   private readonly consumers = new Map<number, Consumer>();
   private redis?: Redis;
+  /** The inbound partition workers' shared command connection (auto-pipelined). */
+  private jobsRedis?: Redis;
   private leases?: PartitionLeases;
   private readonly metrics = pipelineMetrics();
 
@@ -57,6 +59,12 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
       connectionName: 'engine-worker-leases',
     });
     this.redis.on('error', (err: Error) => this.logger.warn(`lease connection: ${err.message}`));
+    this.jobsRedis = new Redis({
+      ...(redisConnection(this.settings.REDIS_URL, 'worker') as RedisOptions),
+      enableAutoPipelining: true,
+      connectionName: 'engine-worker-inbound',
+    });
+    this.jobsRedis.on('error', (err: Error) => this.logger.warn(`job connection: ${err.message}`));
     this.leases = new PartitionLeases({
       redis: this.redis,
       prefix: this.settings.QUEUE_PREFIX,
@@ -79,7 +87,9 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
 
   private startConsumer(partition: number): void {
     const worker = new Worker<InboundJobData>(inboundQueueName(partition), null, {
-      connection: redisConnection(this.settings.REDIS_URL, 'worker'),
+      // Shared by every partition of this process (each worker duplicates it for its blocking
+      // fetch): the commands of all partitions issued in one tick leave in one socket write.
+      connection: this.jobsRedis!,
       prefix: this.settings.QUEUE_PREFIX,
       autorun: false,
       // Blocking fetch: wake up at least every second to notice a lost lease.
@@ -128,14 +138,7 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
         if (!first) {
           continue;
         }
-        const jobs: Job<InboundJobData>[] = [first];
-        while (jobs.length < this.config.worker.batchSize) {
-          const next = await c.worker.getNextJob(token, { block: false });
-          if (!next) {
-            break;
-          }
-          jobs.push(next);
-        }
+        const jobs = [first, ...(await this.fetchWaiting(c.worker, token))];
         await this.handle(c.partition, jobs, token);
       } catch (err) {
         if (c.stopping) {
@@ -145,6 +148,23 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
         await sleep(1000);
       }
     }
+  }
+
+  /**
+   * The jobs waiting behind the first, up to the batch size, taken in one round trip: their
+   * count first, then one moveToActive each, sent together (the connection auto-pipelines).
+   */
+  private async fetchWaiting(
+    worker: Worker<InboundJobData>,
+    token: string,
+  ): Promise<Job<InboundJobData>[]> {
+    const client = await worker.client;
+    const waiting = await client.llen(worker.keys.wait);
+    const n = Math.min(waiting, this.config.worker.batchSize - 1);
+    const next = await Promise.all(
+      Array.from({ length: n }, () => worker.getNextJob(token, { block: false })),
+    );
+    return next.filter((j): j is Job<InboundJobData> => j !== undefined);
   }
 
   private async handle(
@@ -190,5 +210,6 @@ export class InboundProcessor implements OnApplicationBootstrap, OnApplicationSh
     await this.leases?.stop();
     await Promise.all([...this.consumers.keys()].map((p) => this.stopConsumer(p, false)));
     await this.redis?.quit().catch(() => undefined);
+    await this.jobsRedis?.quit().catch(() => undefined);
   }
 }

@@ -1,6 +1,14 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { DataSource } from 'typeorm';
-import { dialectOf, fromJson, toDate, toSqliteTimestamp, type StoreDialect } from '@engine/store';
+import {
+  dialectOf,
+  fromJson,
+  queryPrepared,
+  toDate,
+  toSqliteTimestamp,
+  type PgQueryable,
+  type StoreDialect,
+} from '@engine/store';
 import type { PrefetchKeys } from './apply';
 import type { DeliveryRow } from './outbox';
 import type { EncounterRow, IdentifierRow, PersonRow, ResultRow, SourceRecordRow } from './rows';
@@ -97,13 +105,11 @@ const STATUS_COLS = cols(
   'id:uuid, status:text, error_code:text, error_reason:text, held:bool, processed_at:time',
 );
 
-interface PgClient {
-  query(text: string, values?: unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
+interface PgClient extends PgQueryable {
   release(err?: Error | boolean): void;
 }
-interface PgPool {
+interface PgPool extends PgQueryable {
   connect(): Promise<PgClient>;
-  query(text: string, values?: unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
 }
 
 /** One write: a statement over many rows, with the number of rows it must touch (or -1). */
@@ -150,7 +156,10 @@ export class MpiStore {
 
   private async read(sql: string, params: unknown[]): Promise<Row[]> {
     if (this.dialect === 'postgres') {
-      return (await this.pool.query(sql, params)).rows;
+      // Unnamed: planned with each call's values. A cached generic plan for these lookups on
+      // non-unique columns is fixed at the first executions, and a table that is still small
+      // or never analyzed then (a new MPI) keeps a sequential scan for good.
+      return (await this.pool.query<Row>({ text: sql, values: params })).rows;
     }
     return this.sqlite.prepare(sql).all(...params.map(sqliteParam)) as Row[];
   }
@@ -195,7 +204,10 @@ export class MpiStore {
     const params: unknown[] = [];
     const rows = await this.read(
       `SELECT 1 AS x FROM "message" WHERE "partition" = ${this.p(params, partition)} ` +
-        `AND "status" = 'received' AND "id" < ${this.p(params, beforeId)} LIMIT 1`,
+        `AND "status" = 'received' AND "id" < ${this.p(params, beforeId)} ` +
+        // As in loadPending: the order of message_pending_idx, whatever the statistics say about
+        // how common 'received' is (a LIMIT 1 seq scan through processed rows otherwise).
+        `ORDER BY "partition", "id" LIMIT 1`,
       params,
     );
     return rows.length > 0;
@@ -334,9 +346,12 @@ export class MpiStore {
     let rows: Row[];
     if (this.dialect === 'postgres') {
       rows = await this.read(
+        // The record lookup inside the lateral subquery: per key, up to the limit of active
+        // candidates (as on SQLite), each fetched by primary key. Joined outside it, the planner
+        // expects keys × limit rows and hashes a sequential scan of every source record.
         `SELECT k."key" AS block_key, r.* FROM unnest($1::text[]) AS k("key")
-         CROSS JOIN LATERAL (SELECT b."source_record_id" FROM "mpi_block" b WHERE b."key" = k."key" LIMIT $2) b
-         JOIN "mpi_source_record" r ON r."id" = b."source_record_id" WHERE r."status" = 'active'`,
+         CROSS JOIN LATERAL (SELECT r.* FROM "mpi_block" b JOIN "mpi_source_record" r ON r."id" = b."source_record_id"
+           WHERE b."key" = k."key" AND r."status" = 'active' LIMIT $2) r`,
         [keys, MAX_CANDIDATES_PER_BLOCK],
       );
     } else {
@@ -652,19 +667,23 @@ export class MpiStore {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      await client.query('BEGIN');
+      await client.query({ text: 'BEGIN' });
       for (const w of writes) {
         const { sql, params } = pgStatement(w);
-        const res = await client.query(sql, params);
+        // Inserts and updates by primary key have one right plan whatever the statistics:
+        // they run as named statements (parsed and planned once per connection).
+        const res = PLAN_STABLE.has(w.kind)
+          ? await queryPrepared(client, sql, params)
+          : await client.query({ text: sql, values: params });
         if (mustMatch(w) && res.rowCount !== w.rows.length) {
           throw new ConcurrentUpdateError(
             `${w.table}: ${w.rows.length - (res.rowCount ?? 0)} row(s) changed by another writer`,
           );
         }
       }
-      await client.query('COMMIT');
+      await client.query({ text: 'COMMIT' });
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
+      await client.query({ text: 'ROLLBACK' }).catch(() => {
         broken = true;
       });
       if (isUniqueViolation(err)) {
@@ -712,6 +731,16 @@ function recordset(cols: Col[]): string {
   return `jsonb_to_recordset($1::jsonb) AS x(${cols.map((c) => `"${c.name}" ${PG_TYPES[c.type]}`).join(', ')})`;
 }
 
+/**
+ * The updated rows' primary keys again as an array (`$2`). `jsonb_to_recordset` is always
+ * estimated at 100 rows, so without it the planner joins a small or never-analyzed table by a
+ * sequential scan and a hash; `key = ANY($2)` on the primary key is estimated from the unique
+ * index, and the rows are fetched through it.
+ */
+function byKeys(key: string): string {
+  return ` AND t."${key}" = ANY($2::uuid[])`;
+}
+
 function pgStatement(w: Write): { sql: string; params: unknown[] } {
   const names = w.cols.map((c) => `"${c.name}"`).join(', ');
   switch (w.kind) {
@@ -731,8 +760,8 @@ function pgStatement(w: Write): { sql: string; params: unknown[] } {
         .join(', ');
       const check = w.versioned ? ` AND t."version" = x."version"` : '';
       return {
-        sql: `UPDATE "${w.table}" t SET ${set} FROM ${recordset(w.cols)} WHERE t."${w.key}" = x."${w.key}"${check}`,
-        params: [JSON.stringify(w.rows)],
+        sql: `UPDATE "${w.table}" t SET ${set} FROM ${recordset(w.cols)} WHERE t."${w.key}" = x."${w.key}"${check}${byKeys(w.key!)}`,
+        params: [JSON.stringify(w.rows), w.rows.map((r) => r[w.key!])],
       };
     }
     case 'delete-identifiers':
@@ -753,19 +782,22 @@ function pgStatement(w: Write): { sql: string; params: unknown[] } {
         sql:
           `UPDATE "mpi_duplicate_task" t SET "status" = x."status", "decided_by" = x."decided_by", ` +
           `"decision_reason" = x."decision_reason", "decided_at" = x."decided_at", "updated_at" = x."decided_at" ` +
-          `FROM ${recordset(w.cols)} WHERE t."id" = x."id" AND t."status" IN ('open', 'deferred')`,
-        params: [JSON.stringify(w.rows)],
+          `FROM ${recordset(w.cols)} WHERE t."id" = x."id" AND t."status" IN ('open', 'deferred')${byKeys('id')}`,
+        params: [JSON.stringify(w.rows), w.rows.map((r) => r.id)],
       };
     case 'status':
       return {
         sql:
           `UPDATE "message" t SET "status" = x."status", "error_code" = x."error_code", ` +
           `"error_reason" = x."error_reason", "held" = x."held", "processed_at" = x."processed_at", ` +
-          `"updated_at" = now() FROM ${recordset(w.cols)} WHERE t."id" = x."id" AND t."status" = 'received'`,
-        params: [JSON.stringify(w.rows)],
+          `"updated_at" = now() FROM ${recordset(w.cols)} WHERE t."id" = x."id" AND t."status" = 'received'${byKeys('id')}`,
+        params: [JSON.stringify(w.rows), w.rows.map((r) => r.id)],
       };
   }
 }
+
+/** Write kinds whose statements join on a primary key or only insert (see flushPg). */
+const PLAN_STABLE = new Set<Write['kind']>(['insert', 'update', 'status', 'task-decision']);
 
 const MOVE_COLS: Col[] = [
   { name: 'fromRecordId', type: 'uuid' },

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { dialectOf, toSqliteTimestamp, type StoreDialect } from './dialect';
 import { fromJson, toDate } from './sql-values';
+import { type PgQueryable, queryPrepared } from './pg-prepared';
 
 /** A (destination, ordering lane) pair: what a delivery queue job names. */
 export interface DeliveryLane {
@@ -89,9 +90,12 @@ export class DeliveryStore {
     this.dialect = dialectOf(dataSource);
   }
 
-  private query(sql: string, params: unknown[] = []): Promise<Row[]> {
+  private async query(sql: string, params: unknown[] = []): Promise<Row[]> {
     if (this.dialect === 'postgres') {
-      return this.dataSource.query<Row[]>(sql, params);
+      // The pool itself (not a TypeORM query runner): the delivery loop's statements run as
+      // named statements, planned once per connection.
+      const pool = (this.dataSource.driver as unknown as { master: PgQueryable }).master;
+      return (await queryPrepared<Row>(pool, sql, params)).rows;
     }
     // SQLite takes positional `?`: repeat a parameter as often as `$n` occurs.
     const ordered: unknown[] = [];
@@ -105,8 +109,8 @@ export class DeliveryStore {
   /** Runs an UPDATE and returns the rows it changed (RETURNING works on both dialects). */
   private async update(sql: string, params: unknown[]): Promise<Row[]> {
     const rows = await this.query(sql, params);
-    // The pg driver returns [rows, count] for UPDATE … RETURNING through TypeORM.
-    return Array.isArray(rows[0]) ? rows[0] : rows;
+    // TypeORM can return [rows, count] for UPDATE … RETURNING.
+    return Array.isArray(rows[0]) ? (rows[0] as Row[]) : rows;
   }
 
   private time(d: Date): unknown {
@@ -141,14 +145,22 @@ export class DeliveryStore {
     limit: number,
     skipLanes: readonly number[] = [],
   ): Promise<Delivery[]> {
-    const skip =
-      skipLanes.length === 0
-        ? ''
-        : ` AND "lane" NOT IN (${skipLanes.map((l) => String(Math.trunc(l))).join(', ')})`;
-    const rows = await this.query(
-      `SELECT * FROM "delivery" WHERE "destination" = $1 AND "status" = 'pending' AND "next_attempt_at" <= $2${skip} ORDER BY "id" LIMIT ${Math.max(1, Math.trunc(limit))}`,
-      [destination, this.time(now)],
-    );
+    const lanes = skipLanes.map((l) => Math.trunc(l));
+    const n = Math.max(1, Math.trunc(limit));
+    const base = `SELECT * FROM "delivery" WHERE "destination" = $1 AND "status" = 'pending' AND "next_attempt_at" <= $2`;
+    // PostgreSQL: one statement text whatever the lanes (it is prepared once per connection).
+    const rows =
+      this.dialect === 'postgres'
+        ? await this.query(`${base} AND "lane" <> ALL($3::int[]) ORDER BY "id" LIMIT $4`, [
+            destination,
+            now,
+            lanes,
+            n,
+          ])
+        : await this.query(
+            `${base}${lanes.length === 0 ? '' : ` AND "lane" NOT IN (${lanes.join(', ')})`} ORDER BY "id" LIMIT ${n}`,
+            [destination, this.time(now)],
+          );
     return rows.map(deliveryFromRow);
   }
 
@@ -202,11 +214,11 @@ export class DeliveryStore {
     if (ids.length === 0) {
       return out;
     }
-    const marks = ids.map((_, i) => `$${i + 1}`).join(', ');
-    const rows = await this.query(
-      `SELECT "id", "feed", "raw", "received_at" FROM "message" WHERE "id" IN (${marks})`,
-      ids,
-    );
+    const select = `SELECT "id", "feed", "raw", "received_at" FROM "message" WHERE "id"`;
+    const rows =
+      this.dialect === 'postgres'
+        ? await this.query(`${select} = ANY($1::uuid[])`, [ids])
+        : await this.query(`${select} IN (${ids.map((_, i) => `$${i + 1}`).join(', ')})`, ids);
     for (const r of rows) {
       out.set(String(r.id), {
         id: String(r.id),

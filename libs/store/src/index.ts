@@ -45,3 +45,11 @@ export {
   type StoredMessageBytes,
 } from './delivery.store';
 export { fromJson, toDate } from './sql-values';
+export {
+  MAX_PREPARED_STATEMENTS,
+  preparedName,
+  queryPrepared,
+  type PgQueryable,
+  type PgQueryConfig,
+  type PgQueryResult,
+} from './pg-prepared';
