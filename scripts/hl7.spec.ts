@@ -140,6 +140,43 @@ describe('hl7 send', () => {
     expect(io.stdout).not.toContain('DOE');
   });
 
+  it('--as-batch sends a batch file as one frame and prints each ACK of the batch answer', async () => {
+    // Answers a batch with a batch of ACKs: AA for B1, AR for B2.
+    server = await startServer((payload) => {
+      const ids = payload
+        .toString('latin1')
+        .split('\r')
+        .filter((l) => l.startsWith('MSH|'))
+        .map((l) => l.split('|')[9]);
+      const acks = ids.map(
+        (id, i) =>
+          `MSH|^~\\&|ENGINE|HOSP|LAB|HOSP|20240101120001||ACK^A01^ACK|A${id}|P|2.5.1\rMSA|${i === 0 ? 'AA' : 'AR'}|${id}\r`,
+      );
+      return `BHS|^~\\&|ENGINE|HOSP|LAB|HOSP\r${acks.join('')}BTS|${acks.length}\r`;
+    });
+    const batch = file('batch.hl7', `BHS|^~\\&|LAB\r${msg('B1')}${msg('B2')}BTS|2\r`);
+    const io = captureIo();
+    const code = await run(['send', batch, '--as-batch', '--port', String(server.port)], io);
+    expect(code).toBe(1);
+    expect(io.stdout.trim().split('\n')).toEqual([
+      `${batch} #1 MSH-10=B1 MSA-1=AA MSA-2=B1`,
+      `${batch} #2 MSH-10=B2 MSA-1=AR MSA-2=B2`,
+    ]);
+    // One frame: the whole batch, envelope included.
+    expect(server.received).toHaveLength(1);
+    expect(server.received[0].toString('latin1')).toBe(
+      `BHS|^~\\&|LAB\r${msg('B1')}${msg('B2')}BTS|2\r`,
+    );
+  });
+
+  it('--as-batch: a single ACK to a whole batch never counts as accepted', async () => {
+    server = await startServer(ackFor('AA'));
+    const batch = file('batch.hl7', `BHS|^~\\&|LAB\r${msg('B1')}BTS|1\r`);
+    const io = captureIo();
+    expect(await run(['send', batch, '--as-batch', '--port', String(server.port)], io)).toBe(1);
+    expect(io.stdout).toContain(`${batch} batch of 1 MSA-1=AA`);
+  });
+
   it('sends bytes unchanged (non-UTF-8) and with --raw keeps line ends', async () => {
     server = await startServer(ackFor('AA'));
     const latin1 = Buffer.from(msg('L1', '^Müller'), 'latin1');

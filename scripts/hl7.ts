@@ -26,7 +26,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { encodeMllp, MllpDecoder, parseMessage, splitMessages } from '@engine/hl7';
+import { encodeMllp, isBatch, MllpDecoder, parseMessage, splitMessages } from '@engine/hl7';
 import {
   buildDataset,
   type Dataset,
@@ -224,12 +224,16 @@ export interface SendOptions {
   cert?: string;
   key?: string;
   raw?: boolean;
+  /** Send a file holding an FHS/BHS batch as one frame (the receiver answers a batch of ACKs). */
+  asBatch?: boolean;
 }
 
 interface Outgoing {
   file: string;
   index: number;
   payload: Buffer;
+  /** A whole batch in one frame: the MSH-10 of each of its messages, in order. */
+  batchOf?: string[];
 }
 
 /** Segment terminator is CR; files edited on Unix or Windows carry LF or CRLF. */
@@ -245,7 +249,7 @@ function errnoOf(err: unknown): string {
   return e.code ?? e.message;
 }
 
-function readInputs(files: string[], raw: boolean): Outgoing[] {
+function readInputs(files: string[], raw: boolean, asBatch: boolean): Outgoing[] {
   const outgoing: Outgoing[] = [];
   for (const file of files) {
     let content: Buffer;
@@ -257,6 +261,15 @@ function readInputs(files: string[], raw: boolean): Outgoing[] {
     const messages = splitMessages(content);
     if (messages.length === 0) {
       throw new UsageError(`no HL7 message in ${file}`);
+    }
+    if (asBatch && isBatch(content)) {
+      outgoing.push({
+        file,
+        index: 1,
+        payload: raw ? content : normalizeLineEnds(content),
+        batchOf: messages.filter((m) => !isBatch(m)).map(controlIdOf),
+      });
+      continue;
     }
     messages.forEach((message, i) => {
       outgoing.push({ file, index: i + 1, payload: raw ? message : normalizeLineEnds(message) });
@@ -279,7 +292,7 @@ function readOptionalFile(path: string | undefined, what: string): Buffer | unde
 const ACCEPTED = new Set(['AA', 'CA']);
 
 export async function send(files: string[], options: SendOptions, io: CliIo): Promise<number> {
-  const outgoing = readInputs(files, options.raw === true);
+  const outgoing = readInputs(files, options.raw === true, options.asBatch === true);
   const useTls = options.tls === true || [options.ca, options.cert, options.key].some(Boolean);
   const connect: ConnectOptions = {
     host: options.host,
@@ -298,8 +311,10 @@ export async function send(files: string[], options: SendOptions, io: CliIo): Pr
   let connection: MllpClientConnection | null = null;
   try {
     for (const msg of outgoing) {
-      const controlId = controlIdOf(msg.payload);
-      const prefix = `${msg.file} #${msg.index} MSH-10=${controlId}`;
+      const controlId = msg.batchOf ? 'batch' : controlIdOf(msg.payload);
+      const prefix = msg.batchOf
+        ? `${msg.file} batch of ${msg.batchOf.length}`
+        : `${msg.file} #${msg.index} MSH-10=${controlId}`;
       let framed: Buffer;
       try {
         framed = encodeMllp(msg.payload);
@@ -328,30 +343,61 @@ export async function send(files: string[], options: SendOptions, io: CliIo): Pr
         connection = null;
         continue;
       }
-      let ack: AckSummary;
-      try {
-        ack = readAck(frame);
-      } catch (err) {
-        io.out(`${prefix} BAD-ACK error="${clean((err as Error).message)}"\n`);
-        exitCode = EXIT_NOT_ACCEPTED;
+      if (msg.batchOf) {
+        if (!reportBatchAck(msg.file, msg.batchOf, frame, io)) {
+          exitCode = EXIT_NOT_ACCEPTED;
+        }
         continue;
       }
-      let line = `${prefix} MSA-1=${ack.code || '?'} MSA-2=${ack.controlId}`;
-      if (ack.errorText) {
-        line += ` ERR="${ack.errorText.replace(/"/g, "'")}"`;
-      }
-      if (!ACCEPTED.has(ack.code)) {
-        exitCode = EXIT_NOT_ACCEPTED;
-      } else if (controlId !== '?' && ack.controlId !== controlId) {
-        line += ' (MSA-2 does not match MSH-10)';
+      if (!reportAck(prefix, controlId, frame, io)) {
         exitCode = EXIT_NOT_ACCEPTED;
       }
-      io.out(`${line}\n`);
     }
   } finally {
     connection?.close();
   }
   return exitCode;
+}
+
+/** Prints one ACK's line; true when it accepts the message it names. */
+function reportAck(prefix: string, controlId: string, frame: Buffer, io: CliIo): boolean {
+  let ack: AckSummary;
+  try {
+    ack = readAck(frame);
+  } catch (err) {
+    io.out(`${prefix} BAD-ACK error="${clean((err as Error).message)}"\n`);
+    return false;
+  }
+  let line = `${prefix} MSA-1=${ack.code || '?'} MSA-2=${ack.controlId}`;
+  if (ack.errorText) {
+    line += ` ERR="${ack.errorText.replace(/"/g, "'")}"`;
+  }
+  let ok = ACCEPTED.has(ack.code);
+  if (ok && controlId !== '?' && ack.controlId !== controlId) {
+    line += ' (MSA-2 does not match MSH-10)';
+    ok = false;
+  }
+  io.out(`${line}\n`);
+  return ok;
+}
+
+/** Prints a line per ACK of a batch acknowledgement; true when every message was accepted. */
+function reportBatchAck(file: string, sent: string[], frame: Buffer, io: CliIo): boolean {
+  if (!isBatch(frame)) {
+    // A receiver without batch support answers with a single ACK (usually a reject): which of
+    // the messages it took is unknown, so this never counts as accepted.
+    reportAck(`${file} batch of ${sent.length}`, '?', frame, io);
+    return false;
+  }
+  const acks = splitMessages(frame).filter((m) => !isBatch(m));
+  let ok = acks.length === sent.length;
+  acks.forEach((a, i) => {
+    ok = reportAck(`${file} #${i + 1} MSH-10=${sent[i] ?? '?'}`, sent[i] ?? '?', a, io) && ok;
+  });
+  if (acks.length !== sent.length) {
+    io.out(`${file} batch: ${sent.length} message(s) sent, ${acks.length} ACK(s) in the answer\n`);
+  }
+  return ok;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,6 +549,10 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     .option('--cert <file>', 'PEM client certificate (mutual TLS)')
     .option('--key <file>', 'PEM client key (mutual TLS)')
     .option('--raw', 'send bytes as they are (default: LF and CRLF line ends become CR)')
+    .option(
+      '--as-batch',
+      'send a file holding an FHS/BHS batch as one frame and print each ACK of the batch answer (default: one frame per message)',
+    )
     .action(async (files: string[], options: SendOptions) => {
       setExitCode(await send(files, options, io));
     });

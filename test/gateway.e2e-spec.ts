@@ -279,6 +279,74 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
     });
   });
 
+  describe('a batch in one frame (FHS/BHS … BTS/FTS)', () => {
+    const segments = (ack: string) => ack.split('\r').filter((x) => x !== '');
+
+    it('stores and queues each message, and answers one batch of ACKs in order', async () => {
+      const c = await client();
+      const batch =
+        'FHS|^~\\&|SENDER|FAC|ENGINE|DEST|20240101120000||||FILE-1\r' +
+        'BHS|^~\\&|SENDER|FAC|ENGINE|DEST|20240101120000||||BATCH-1\r' +
+        adt({ controlId: 'BATCH-M1', mrn: 'B1' }) +
+        oru({ controlId: 'BATCH-M2' }) +
+        adt({ controlId: 'BATCH-M3', type: 'SIU', trigger: 'S12' }) +
+        'BTS|3\rFTS|1\r';
+      const ack = segments(await c.send(batch));
+      expect(ack[0]).toMatch(/^FHS\|\^~\\&\|ENGINE\|DEST\|SENDER\|FAC\|\d{14}/);
+      expect(ack[0].split('|')[11]).toBe('FILE-1'); // FHS-12 references the file
+      expect(ack[1].split('|')[11]).toBe('BATCH-1'); // BHS-12 references the batch
+      expect(ack.filter((x) => x.startsWith('MSA'))).toEqual([
+        'MSA|AA|BATCH-M1',
+        'MSA|AA|BATCH-M2',
+        expect.stringMatching(/^MSA\|AR\|BATCH-M3/),
+      ]);
+      expect(ack.slice(-2)).toEqual(['BTS|3', 'FTS|1']);
+      const [m1] = await rowsByControlId('BATCH-M1');
+      const [m2] = await rowsByControlId('BATCH-M2');
+      const [m3] = await rowsByControlId('BATCH-M3');
+      expect([m1.status, m2.status, m3.status]).toEqual(['received', 'received', 'rejected']);
+      expect(m3.errorCode).toBe('UNSUPPORTED_TYPE');
+      // Each row holds its own message's bytes, not the envelope.
+      expect((await repo.findById(m2.id))!.raw.toString('latin1')).toBe(
+        oru({ controlId: 'BATCH-M2' }),
+      );
+      expect(m1.id < m2.id && m2.id < m3.id).toBe(true); // arrival order kept
+      await waitFor(() => jobExists(m1.id, m1.partition));
+      await waitFor(() => jobExists(m2.id, m2.partition));
+    });
+
+    it('a resent batch is ACKed again without storing anything twice', async () => {
+      const c = await client();
+      const batch =
+        'BHS|^~\\&|SENDER|FAC|ENGINE|DEST\r' +
+        adt({ controlId: 'BATCH-R1', mrn: 'R1' }) +
+        adt({ controlId: 'BATCH-R2', mrn: 'R2' }) +
+        'BTS|2\r';
+      const first = segments(await c.send(batch));
+      const again = segments(await c.send(batch));
+      for (const ack of [first, again]) {
+        expect(ack[0].startsWith('BHS|')).toBe(true);
+        expect(ack.filter((x) => x.startsWith('MSA'))).toEqual([
+          'MSA|AA|BATCH-R1',
+          'MSA|AA|BATCH-R2',
+        ]);
+      }
+      expect(await rowsByControlId('BATCH-R1')).toHaveLength(1);
+      expect(await rowsByControlId('BATCH-R2')).toHaveLength(1);
+    });
+
+    it('an empty batch gets an empty batch back and stores nothing', async () => {
+      const c = await client();
+      const count = async () =>
+        Number((await engine.app.get(DataSource).query('SELECT count(*) AS n FROM message'))[0].n);
+      const before = await count();
+      const ack = segments(await c.send('BHS|^~\\&|SENDER|FAC|ENGINE|DEST|||||EMPTY-1\rBTS|0\r'));
+      expect(ack[0].split('|')[11]).toBe('EMPTY-1');
+      expect(ack.slice(1)).toEqual(['BTS|0']);
+      expect(await count()).toBe(before);
+    });
+  });
+
   it('50 concurrent connections: every message ACKed in order and stored once', async () => {
     const conns = await Promise.all(Array.from({ length: 50 }, () => client()));
     const perConn = 20;

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
-import type { Hl7Message } from '@engine/hl7';
+import {
+  buildBatchAck,
+  formatHl7DateTime,
+  generateControlId,
+  type Hl7Message,
+  isBatch,
+  readBatchHeader,
+  splitMessages,
+} from '@engine/hl7';
 import { ENGINE_CONFIG, type EngineConfig, type FeedConfig } from '@engine/config';
 import { MessageRepository, type NewMessage } from '@engine/store';
 import { InboundQueues, type InboundJobData, partitionOf } from '@engine/queue';
@@ -40,8 +48,32 @@ export class IntakeService {
     });
   }
 
-  /** Returns the ACK bytes to send (null when the sender asked for no ACK). Never throws. */
+  /**
+   * Returns the ACK bytes to send (null when the sender asked for no ACK). Never throws.
+   * A frame holding a batch (FHS/BHS … BTS/FTS) is answered with a batch of ACKs.
+   */
   async accept(payload: Buffer, ctx: FrameContext): Promise<Buffer | null> {
+    return isBatch(payload) ? this.acceptBatch(payload, ctx) : this.acceptMessage(payload, ctx);
+  }
+
+  /**
+   * A batch in one frame: each message is stored (rejected ones kept) and acknowledged on its
+   * own, all of them in the same group commit; the answer is one batch holding each message's
+   * ACK in order (HL7 v2 batch protocol), sent once every message is committed.
+   */
+  private async acceptBatch(payload: Buffer, ctx: FrameContext): Promise<Buffer> {
+    // Envelope-only pieces (an empty batch) are not messages.
+    const messages = splitMessages(payload).filter((m) => !isBatch(m));
+    const acks = await Promise.all(messages.map((m) => this.acceptMessage(m, ctx)));
+    gatewayMetrics.batches.inc({ feed: ctx.feed.id });
+    return buildBatchAck(
+      readBatchHeader(payload),
+      acks.filter((a): a is Buffer => a !== null),
+      { controlId: generateControlId(), timestamp: formatHl7DateTime(new Date()) },
+    );
+  }
+
+  private async acceptMessage(payload: Buffer, ctx: FrameContext): Promise<Buffer | null> {
     const { feed } = ctx;
     const examined = examine(payload, ctx.feed);
     const msg = examined.message;

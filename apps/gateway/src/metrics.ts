@@ -7,6 +7,11 @@ export const gatewayMetrics = {
     help: 'Framed messages received, by feed and outcome (accepted, duplicate, rejected, failed)',
     labelNames: ['feed', 'outcome'] as const,
   }),
+  batches: new Counter({
+    name: 'hl7_gateway_batches_total',
+    help: 'Frames holding an HL7 batch (FHS/BHS), answered with a batch of ACKs, by feed',
+    labelNames: ['feed'] as const,
+  }),
   ackLatency: new Histogram({
     name: 'hl7_gateway_ack_seconds',
     help: 'Time from a complete frame to its ACK written, by feed',

@@ -105,3 +105,137 @@ export function splitMessages(input: Buffer): Buffer[] {
   }
   return starts.map((s, i) => input.subarray(s, ends[i]));
 }
+
+/** Segment lines of the input (CR, LF or CRLF ends), as latin1 text (bytes kept one to one). */
+function lines(input: Buffer): string[] {
+  return input
+    .toString('latin1')
+    .split(/\r\n|\r|\n/)
+    .map((l) => l.replace(/^[\s\u007f]*(?:\u00ef\u00bb\u00bf)?[\s\u007f]*/, ''))
+    .filter((l) => l.length > 0);
+}
+
+/**
+ * The header segments of a batch, raw. Field arrays use HL7 numbering: `fhs[3]` is FHS-3
+ * (sending application), `fhs[11]` FHS-11 (file control id); index 1 is the field separator.
+ */
+export interface BatchHeader {
+  fieldSeparator: string;
+  encodingCharacters: string;
+  fhs?: string[];
+  bhs?: string[];
+}
+
+/**
+ * Whether a payload is an HL7 batch: its first segment is FHS or BHS (after blank lines or a
+ * UTF-8 byte order mark).
+ */
+export function isBatch(input: Buffer): boolean {
+  // Cheap: it runs on every frame the gateway receives.
+  const skip = (from: number): number => {
+    let i = from;
+    while (i < input.length && (input[i] <= 0x20 || input[i] === 0x7f)) {
+      i++;
+    }
+    return i;
+  };
+  let i = skip(0);
+  if (input[i] === 0xef && input[i + 1] === 0xbb && input[i + 2] === 0xbf) {
+    i = skip(i + 3);
+  }
+  return (
+    i + 3 < input.length &&
+    (input[i] === 0x46 || input[i] === 0x42) && // F or B
+    input[i + 1] === 0x48 && // H
+    input[i + 2] === 0x53 && // S
+    input[i + 3] > 0x20 &&
+    !isAlnum(input[i + 3])
+  );
+}
+
+/** The FHS and BHS segments before the batch's first message (undefined: neither). */
+export function readBatchHeader(input: Buffer): BatchHeader | undefined {
+  const header: Partial<BatchHeader> = {};
+  for (const line of lines(input)) {
+    const name = line.slice(0, 3);
+    if (name !== 'FHS' && name !== 'BHS') {
+      break;
+    }
+    const sep = line.charAt(3);
+    if (sep === '' || /[A-Za-z0-9\s]/.test(sep)) {
+      break;
+    }
+    const fields = [name, sep, ...line.slice(4).split(sep)];
+    header.fieldSeparator ??= sep;
+    header.encodingCharacters ??= fields[2] ?? '';
+    if (name === 'FHS') {
+      header.fhs = fields;
+    } else {
+      header.bhs = fields;
+    }
+  }
+  if (header.fhs === undefined && header.bhs === undefined) {
+    return undefined;
+  }
+  return header as BatchHeader;
+}
+
+export interface BatchAckOptions {
+  /** Control id of the acknowledgement batch (BHS-11, FHS-11). */
+  controlId: string;
+  /** Its creation time (BHS-7, FHS-7), already formatted as an HL7 DTM. */
+  timestamp: string;
+}
+
+/**
+ * A batch acknowledgement (HL7 v2 chapter 2, batch protocol): the ACK of each message of the
+ * batch, in order, between a BHS and a BTS (and an FHS and FTS when the batch came in a file).
+ * The header mirrors the original: sending and receiving application and facility swapped,
+ * BHS-12 / FHS-12 (reference control id) = the original BHS-11 / FHS-11; BTS-1 = the number of
+ * ACKs, FTS-1 = 1 batch. Separators as in the original header (`|^~\&` when there is none).
+ */
+export function buildBatchAck(
+  header: BatchHeader | undefined,
+  acks: readonly Buffer[],
+  options: BatchAckOptions,
+): Buffer {
+  const sep = header?.fieldSeparator ?? '|';
+  const enc = header?.encodingCharacters || '^~\\&';
+  const mirror = (name: 'FHS' | 'BHS', orig: string[] | undefined): string => {
+    const f = (i: number): string => orig?.[i] ?? '';
+    const fields = [
+      enc,
+      f(5),
+      f(6),
+      f(3),
+      f(4),
+      options.timestamp,
+      '',
+      '',
+      '',
+      options.controlId,
+      f(11),
+    ];
+    while (fields.length > 1 && fields[fields.length - 1] === '') {
+      fields.pop();
+    }
+    return `${name}${sep}${fields.join(sep)}\r`;
+  };
+  const parts: Buffer[] = [];
+  const file = header?.fhs !== undefined;
+  if (file) {
+    parts.push(Buffer.from(mirror('FHS', header.fhs), 'latin1'));
+  }
+  parts.push(Buffer.from(mirror('BHS', header?.bhs ?? header?.fhs), 'latin1'));
+  for (const ack of acks) {
+    parts.push(ack);
+    if (ack.length > 0 && ack[ack.length - 1] !== CR) {
+      parts.push(Buffer.from('\r', 'latin1'));
+    }
+  }
+  parts.push(Buffer.from(`BTS${sep}${acks.length}\r`, 'latin1'));
+  if (file) {
+    parts.push(Buffer.from(`FTS${sep}1\r`, 'latin1'));
+  }
+  return Buffer.concat(parts);
+}

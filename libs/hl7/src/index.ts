@@ -13,7 +13,14 @@ export {
   generateControlId,
   encodeForCharset,
 } from './parse';
-export { splitMessages } from './batch';
+export {
+  buildBatchAck,
+  isBatch,
+  readBatchHeader,
+  splitMessages,
+  type BatchAckOptions,
+  type BatchHeader,
+} from './batch';
 export {
   type AckCode,
   type AckError,

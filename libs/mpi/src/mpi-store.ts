@@ -346,12 +346,13 @@ export class MpiStore {
     let rows: Row[];
     if (this.dialect === 'postgres') {
       rows = await this.read(
-        // The record lookup inside the lateral subquery: per key, up to the limit of active
-        // candidates (as on SQLite), each fetched by primary key. Joined outside it, the planner
-        // expects keys × limit rows and hashes a sequential scan of every source record.
+        // Each candidate's record by primary key, in a lateral subquery of its own (`LIMIT 1`
+        // keeps the planner from flattening it into a join): joined as a whole, the planner
+        // expects keys × limit rows and hashes a sequential scan of every source record, or
+        // scans the records and probes the blocks for each.
         `SELECT k."key" AS block_key, r.* FROM unnest($1::text[]) AS k("key")
-         CROSS JOIN LATERAL (SELECT r.* FROM "mpi_block" b JOIN "mpi_source_record" r ON r."id" = b."source_record_id"
-           WHERE b."key" = k."key" AND r."status" = 'active' LIMIT $2) r`,
+         CROSS JOIN LATERAL (SELECT b."source_record_id" FROM "mpi_block" b WHERE b."key" = k."key" LIMIT $2) b
+         CROSS JOIN LATERAL (SELECT * FROM "mpi_source_record" r WHERE r."id" = b."source_record_id" AND r."status" = 'active' LIMIT 1) r`,
         [keys, MAX_CANDIDATES_PER_BLOCK],
       );
     } else {
