@@ -424,7 +424,9 @@ class DestinationRunner {
         : outcome.error;
       return { kind: 'dead', error, remoteAck, at, attempted: true };
     }
-    const retryAt = new Date(at.getTime() + retryDelayMs(this.config.retry, attempts));
+    // The receiver's Retry-After, when it names a later time than the backoff's.
+    const delay = Math.max(retryDelayMs(this.config.retry, attempts), outcome.retryAfterMs ?? 0);
+    const retryAt = new Date(at.getTime() + delay);
     return { kind: 'retry', error: outcome.error, remoteAck, at, retryAt };
   }
 }

@@ -75,7 +75,14 @@ export interface Rendered {
  */
 export type SendOutcome =
   | { ok: true; remoteAck: string }
-  | { ok: false; retry: boolean; error: string; remoteAck?: string };
+  | {
+      ok: false;
+      retry: boolean;
+      error: string;
+      remoteAck?: string;
+      /** The receiver's own earliest retry time (HTTP Retry-After), in ms from now. */
+      retryAfterMs?: number;
+    };
 
 export interface Sender {
   send(item: Rendered, deliveryId: string): Promise<SendOutcome>;

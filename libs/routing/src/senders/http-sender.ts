@@ -5,7 +5,8 @@
  *   destination's `headers` set one; `Idempotency-Key` and `X-Delivery-Id` carry the delivery
  *   id (the same on every attempt, so a receiver can drop a repeat); `auth` adds an
  *   `Authorization` header (it wins over one in `headers`).
- * - 2xx → delivered (`HTTP 201`). 408, 429 and 5xx → retry. Other 4xx → permanent. 3xx →
+ * - 2xx → delivered (`HTTP 201`). 408, 429 and 5xx → retry, not before the response's
+ *   Retry-After (seconds or an HTTP date, at most an hour) when it has one. Other 4xx → permanent. 3xx →
  *   permanent (redirects are not followed: the URL in the config is wrong). Timeout (request
  *   start to the end of the response body) and network errors → retry.
  * - A kept-alive socket the server closed just as it was reused (ECONNRESET before any
@@ -206,6 +207,36 @@ export class HttpSender implements Sender {
       error += `: ${text}`;
     }
     const retry = status === 408 || status === 429 || status >= 500;
-    return { ok: false, retry, error, remoteAck };
+    const retryAfterMs = retry ? parseRetryAfter(headers['retry-after']) : undefined;
+    return retryAfterMs === undefined
+      ? { ok: false, retry, error, remoteAck }
+      : { ok: false, retry, error, remoteAck, retryAfterMs };
   }
+}
+
+/** The longest wait a Retry-After header may ask for (a larger value is taken as this). */
+export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
+
+/**
+ * HTTP Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date, as milliseconds from
+ * `now` (0 for a date in the past), capped at an hour; undefined when absent or malformed.
+ */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  const v = value?.trim();
+  if (v === undefined || v === '') {
+    return undefined;
+  }
+  let ms: number;
+  if (/^\d+$/.test(v)) {
+    ms = Number(v) * 1000;
+  } else {
+    // An HTTP-date names its day and month ("Sun, 06 Nov 1994 08:49:37 GMT"); Date.parse
+    // alone would also take "-5" or "2024" for dates.
+    const at = /[A-Za-z]{3}/.test(v) ? Date.parse(v) : NaN;
+    if (Number.isNaN(at)) {
+      return undefined;
+    }
+    ms = Math.max(0, at - now);
+  }
+  return Math.min(ms, MAX_RETRY_AFTER_MS);
 }

@@ -18,6 +18,7 @@ import {
 } from '@engine/hl7';
 import { makeTestPki, type TestPki } from '../../../../test/support/certs';
 import { type Rendered } from '../types';
+import { MAX_RETRY_AFTER_MS, parseRetryAfter } from './http-sender';
 import {
   createSender,
   FileSender,
@@ -632,6 +633,32 @@ describe('HttpSender', () => {
     expect(error).not.toContain('secret'); // the query string stays out of error texts
   });
 
+  it('passes on the receiver’s Retry-After with a retry (seconds or an HTTP date)', async () => {
+    server = await startHttpServer(respond(429, 'slow down', { 'Retry-After': '7' }));
+    sender = new HttpSender(httpConfig(server.port));
+    expect(await sender.send(jsonItem, 'd1')).toMatchObject({
+      ok: false,
+      retry: true,
+      retryAfterMs: 7000,
+    });
+    await server.close();
+    const at = new Date(Date.now() + 120_000).toUTCString();
+    server = await startHttpServer(respond(503, '', { 'Retry-After': at }));
+    sender = new HttpSender(httpConfig(server.port));
+    const outcome = await sender.send(jsonItem, 'd2');
+    const ms = outcome.ok ? 0 : (outcome.retryAfterMs ?? 0);
+    expect(ms).toBeGreaterThan(110_000);
+    expect(ms).toBeLessThanOrEqual(120_000);
+  });
+
+  it('ignores Retry-After on a permanent failure', async () => {
+    server = await startHttpServer(respond(400, '', { 'Retry-After': '7' }));
+    sender = new HttpSender(httpConfig(server.port));
+    const outcome = await sender.send(jsonItem, 'd1');
+    expect(outcome).toMatchObject({ ok: false, retry: false });
+    expect(outcome.ok ? undefined : outcome.retryAfterMs).toBeUndefined();
+  });
+
   it('keeps at most 200 characters of the response body in the error', async () => {
     server = await startHttpServer(respond(400, 'x'.repeat(5000)));
     sender = new HttpSender(httpConfig(server.port));
@@ -787,5 +814,24 @@ describe('createSender', () => {
     expect(senders[1]).toBeInstanceOf(HttpSender);
     expect(senders[2]).toBeInstanceOf(FileSender);
     await Promise.all(senders.map((s) => s.close()));
+  });
+});
+
+describe('parseRetryAfter', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+
+  it('reads delay-seconds and HTTP dates', () => {
+    expect(parseRetryAfter('0', now)).toBe(0);
+    expect(parseRetryAfter(' 30 ', now)).toBe(30_000);
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:01:00 GMT', now)).toBe(60_000);
+  });
+
+  it('takes a past date as now, caps long waits at an hour, and ignores what it cannot read', () => {
+    expect(parseRetryAfter('Wed, 31 Dec 2025 23:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('86400', now)).toBe(MAX_RETRY_AFTER_MS);
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+    expect(parseRetryAfter('', now)).toBeUndefined();
+    expect(parseRetryAfter('-5', now)).toBeUndefined();
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
   });
 });
