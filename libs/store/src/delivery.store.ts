@@ -90,12 +90,19 @@ export class DeliveryStore {
     this.dialect = dialectOf(dataSource);
   }
 
-  private async query(sql: string, params: unknown[] = []): Promise<Row[]> {
-    if (this.dialect === 'postgres') {
-      // The pool itself (not a TypeORM query runner): the delivery loop's statements run as
-      // named statements, planned once per connection.
+  /**
+   * Runs a statement. `hot`: one of the delivery loop's statements, which run thousands of
+   * times a minute with one right plan (by key or through a partial index of pending rows):
+   * on PostgreSQL it runs as a named statement, planned once per connection (ADR 0009). The
+   * API's statements are planned per call, so a filter on a rare status gets its own plan.
+   */
+  private async query(sql: string, params: unknown[] = [], hot = false): Promise<Row[]> {
+    if (this.dialect === 'postgres' && hot) {
       const pool = (this.dataSource.driver as unknown as { master: PgQueryable }).master;
       return (await queryPrepared<Row>(pool, sql, params)).rows;
+    }
+    if (this.dialect === 'postgres') {
+      return this.dataSource.query<Row[]>(sql, params);
     }
     // SQLite takes positional `?`: repeat a parameter as often as `$n` occurs.
     const ordered: unknown[] = [];
@@ -107,9 +114,9 @@ export class DeliveryStore {
   }
 
   /** Runs an UPDATE and returns the rows it changed (RETURNING works on both dialects). */
-  private async update(sql: string, params: unknown[]): Promise<Row[]> {
-    const rows = await this.query(sql, params);
-    // TypeORM can return [rows, count] for UPDATE … RETURNING.
+  private async update(sql: string, params: unknown[], hot = false): Promise<Row[]> {
+    const rows = await this.query(sql, params, hot);
+    // Through TypeORM, the pg driver returns [rows, count] for UPDATE … RETURNING.
     return Array.isArray(rows[0]) ? (rows[0] as Row[]) : rows;
   }
 
@@ -134,6 +141,7 @@ export class DeliveryStore {
     const rows = await this.query(
       `SELECT "lane", MIN("next_attempt_at") AS "due" FROM "delivery" WHERE "destination" = $1 AND "status" = 'pending' AND "next_attempt_at" > $2 GROUP BY "lane"`,
       [destination, this.time(now)],
+      true,
     );
     return new Map(rows.map((r) => [Number(r.lane), toDate(r.due)]));
   }
@@ -151,12 +159,11 @@ export class DeliveryStore {
     // PostgreSQL: one statement text whatever the lanes (it is prepared once per connection).
     const rows =
       this.dialect === 'postgres'
-        ? await this.query(`${base} AND "lane" <> ALL($3::int[]) ORDER BY "id" LIMIT $4`, [
-            destination,
-            now,
-            lanes,
-            n,
-          ])
+        ? await this.query(
+            `${base} AND "lane" <> ALL($3::int[]) ORDER BY "id" LIMIT $4`,
+            [destination, now, lanes, n],
+            true,
+          )
         : await this.query(
             `${base}${lanes.length === 0 ? '' : ` AND "lane" NOT IN (${lanes.join(', ')})`} ORDER BY "id" LIMIT ${n}`,
             [destination, this.time(now)],
@@ -169,6 +176,7 @@ export class DeliveryStore {
     const [row] = await this.query(
       `SELECT MIN("next_attempt_at") AS "due" FROM "delivery" WHERE "destination" = $1 AND "status" = 'pending'`,
       [destination],
+      true,
     );
     return row?.due ? toDate(row.due) : null;
   }
@@ -184,6 +192,7 @@ export class DeliveryStore {
       const rows = await this.update(
         `UPDATE "delivery" d SET "status" = 'delivered', "attempts" = d."attempts" + 1, "remote_ack" = x."ack", "last_error" = NULL, "delivered_at" = x."at", "updated_at" = x."at", "latency_ms" = GREATEST(0, (EXTRACT(EPOCH FROM (x."at" - d."created_at")) * 1000)::int) FROM unnest($1::bigint[], $2::text[], $3::timestamptz[]) AS x("id", "ack", "at") WHERE d."id" = x."id" AND d."status" = 'pending' RETURNING d."id"`,
         [items.map((i) => i.id), items.map((i) => i.remoteAck), items.map((i) => i.at)],
+        true,
       );
       return rows.length;
     }
@@ -217,7 +226,7 @@ export class DeliveryStore {
     const select = `SELECT "id", "feed", "raw", "received_at" FROM "message" WHERE "id"`;
     const rows =
       this.dialect === 'postgres'
-        ? await this.query(`${select} = ANY($1::uuid[])`, [ids])
+        ? await this.query(`${select} = ANY($1::uuid[])`, [ids], true)
         : await this.query(`${select} IN (${ids.map((_, i) => `$${i + 1}`).join(', ')})`, ids);
     for (const r of rows) {
       out.set(String(r.id), {
@@ -238,6 +247,7 @@ export class DeliveryStore {
     const rows = await this.update(
       `UPDATE "delivery" SET "status" = 'delivered', "attempts" = "attempts" + 1, "remote_ack" = $2, "last_error" = NULL, "delivered_at" = $3, "updated_at" = $3, "latency_ms" = ${latency} WHERE "id" = $1 AND "status" = 'pending' RETURNING "id"`,
       [id, remoteAck, this.time(now)],
+      true,
     );
     return rows.length > 0;
   }
@@ -253,6 +263,7 @@ export class DeliveryStore {
     await this.query(
       `UPDATE "delivery" SET "attempts" = "attempts" + 1, "last_error" = $2, "remote_ack" = $3, "next_attempt_at" = $4, "updated_at" = $5 WHERE "id" = $1 AND "status" = 'pending'`,
       [id, error.slice(0, 1000), remoteAck, this.time(nextAt), this.time(now)],
+      true,
     );
   }
 
@@ -267,6 +278,7 @@ export class DeliveryStore {
     await this.query(
       `UPDATE "delivery" SET "status" = 'dead', "attempts" = "attempts" + ${countAttempt ? 1 : 0}, "last_error" = $2, "remote_ack" = $3, "updated_at" = $4 WHERE "id" = $1 AND "status" = 'pending'`,
       [id, error.slice(0, 1000), remoteAck, this.time(now)],
+      true,
     );
   }
 
@@ -275,6 +287,7 @@ export class DeliveryStore {
     await this.query(
       `UPDATE "delivery" SET "status" = 'skipped', "last_error" = $2, "updated_at" = $3 WHERE "id" = $1 AND "status" = 'pending'`,
       [id, reason, this.time(now)],
+      true,
     );
   }
 
