@@ -367,7 +367,7 @@ describe('PV1 → Encounter', () => {
       class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' },
     });
     expect(encounter('medplum_adt_a04_epic_reps.hl7')).toMatchObject({
-      status: 'in-progress',
+      status: 'planned', // the IG's table 0003 map: A04 (register) → planned
       class: { code: 'AMB' },
     });
     expect(encounter('emap_adt_a11_v24_xcn_reps.hl7')).toMatchObject({

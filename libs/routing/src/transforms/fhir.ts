@@ -194,11 +194,15 @@ const ENCOUNTER_CLASS: Readonly<Record<string, string>> = {
   R: 'AMB',
 };
 
-/** Trigger event (table 0003) → Encounter.status. */
+/**
+ * Trigger event (table 0003) → Encounter.status: the V2-to-FHIR IG's ConceptMap
+ * table-hl70003-to-encounter-status (A01/A02/A13 in-progress, A03 finished, A04/A05 planned,
+ * A11 cancelled), extended to the other visit events.
+ */
 const ENCOUNTER_STATUS: Readonly<Record<string, FhirEncounter['status']>> = {
   A01: 'in-progress',
   A02: 'in-progress',
-  A04: 'in-progress',
+  A04: 'planned',
   A06: 'in-progress',
   A07: 'in-progress',
   A12: 'in-progress',
