@@ -169,6 +169,22 @@ describe('hl7 send', () => {
     );
   });
 
+  it('--as-batch matches ACKs by MSA-2 when the answer leaves some out', async () => {
+    server = await startServer(
+      () =>
+        'BHS|^~\\&|ENGINE|HOSP|LAB|HOSP\r' +
+        'MSH|^~\\&|ENGINE|HOSP|LAB|HOSP|20240101120001||ACK^A01^ACK|AB2|P|2.5.1\rMSA|AE|B2\r' +
+        'BTS|1\r',
+    );
+    const batch = file('batch.hl7', `BHS|^~\\&|LAB\r${msg('B1')}${msg('B2')}BTS|2\r`);
+    const io = captureIo();
+    expect(await run(['send', batch, '--as-batch', '--port', String(server.port)], io)).toBe(1);
+    expect(io.stdout.trim().split('\n')).toEqual([
+      `${batch} #2 MSH-10=B2 MSA-1=AE MSA-2=B2`,
+      `${batch} batch: 2 message(s) sent, 1 ACK(s) in the answer`,
+    ]);
+  });
+
   it('--as-batch: a single ACK to a whole batch never counts as accepted', async () => {
     server = await startServer(ackFor('AA'));
     const batch = file('batch.hl7', `BHS|^~\\&|LAB\r${msg('B1')}BTS|1\r`);

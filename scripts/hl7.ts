@@ -392,7 +392,16 @@ function reportBatchAck(file: string, sent: string[], frame: Buffer, io: CliIo):
   const acks = splitMessages(frame).filter((m) => !isBatch(m));
   let ok = acks.length === sent.length;
   acks.forEach((a, i) => {
-    ok = reportAck(`${file} #${i + 1} MSH-10=${sent[i] ?? '?'}`, sent[i] ?? '?', a, io) && ok;
+    // Matched by MSA-2 (a receiver may leave some ACKs out), else by position.
+    let n = i;
+    try {
+      const at = sent.indexOf(readAck(a).controlId);
+      n = at === -1 ? i : at;
+    } catch {
+      // reported as BAD-ACK below
+    }
+    const id = sent[n] ?? '?';
+    ok = reportAck(`${file} #${n + 1} MSH-10=${id}`, id, a, io) && ok;
   });
   if (acks.length !== sent.length) {
     io.out(`${file} batch: ${sent.length} message(s) sent, ${acks.length} ACK(s) in the answer\n`);
