@@ -1,5 +1,7 @@
-/** Helpers shared by the benchmark scripts (bench/pipeline.ts, bench/e2e.ts). */
+/** Helpers shared by the benchmark scripts (bench/ingest.ts, bench/pipeline.ts, bench/e2e.ts). */
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { Redis } from 'ioredis';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -77,4 +79,74 @@ export async function waitForLeases(
     }
     await sleep(250);
   }
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Waits until `port` accepts connections; fails if `child` exits first. */
+export async function waitForPort(
+  port: number,
+  child: ChildProcess,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `process ${child.pid} exited (code ${child.exitCode}) before port ${port} opened`,
+      );
+    }
+    const ok = await new Promise<boolean>((done) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        done(true);
+      });
+      s.on('error', () => done(false));
+    });
+    if (ok) {
+      return;
+    }
+    if (Date.now() > end) {
+      throw new Error(`port ${port} did not open`);
+    }
+    await sleep(200);
+  }
+}
+
+/** A V8 CPU profile (Profiler.stop), as much of it as the summaries read. */
+export interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+}
+
+/** A profile's nodes by id, and each node's parent. */
+export function profileTree(profile: CpuProfile): {
+  byId: Map<number, ProfileNode>;
+  parent: Map<number, number>;
+} {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) {
+    for (const c of n.children ?? []) {
+      parent.set(c, n.id);
+    }
+  }
+  return { byId, parent };
 }

@@ -71,7 +71,16 @@ import { encodeMllp, MllpDecoder } from '@engine/hl7';
 import { createDataSource } from '@engine/store';
 import { createTestDatabase, type TestDatabase } from '@engine/store/testing';
 import { type MllpSink, MLLP_SINK_DEFAULTS, startMllpSink } from '../scripts/sink-mllp';
-import { clearPrefix, cpuPressure, prng, waitForLeases } from './common';
+import {
+  clearPrefix,
+  cpuPressure,
+  type CpuProfile,
+  freePort,
+  prng,
+  profileTree,
+  waitForLeases,
+  waitForPort,
+} from './common';
 
 const ADMIN_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -297,42 +306,6 @@ function generateStream(
 
 /* ------------------------------------------------------------------ processes */
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = net.createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => ok(port));
-    });
-  });
-}
-
-async function waitForPort(port: number, child: ChildProcess, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(
-        `process ${child.pid} exited (code ${child.exitCode}) before port ${port} opened`,
-      );
-    }
-    const ok = await new Promise<boolean>((done) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        done(true);
-      });
-      s.on('error', () => done(false));
-    });
-    if (ok) {
-      return;
-    }
-    if (Date.now() > end) {
-      throw new Error(`port ${port} did not open`);
-    }
-    await sleep(200);
-  }
-}
-
 interface Role {
   name: string;
   child: ChildProcess;
@@ -508,18 +481,6 @@ process.prependOnceListener('SIGTERM', () => {
 });
 `;
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-  startTime: number;
-}
-
 /**
  * Native socket writes. The profile samples wall time: on a saturated machine a write that
  * wakes PostgreSQL or Redis is where the scheduler hands the CPU to them, so these samples are
@@ -550,13 +511,7 @@ const LIBS: Array<[RegExp, string]> = [
  * event loop's busy stretches (consecutive samples off idle): how long other work waits.
  */
 function summarizeProfile(profile: CpuProfile, fromUs: number, toUs: number): string[] {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) {
-    for (const c of n.children ?? []) {
-      parent.set(c, n.id);
-    }
-  }
+  const { byId, parent } = profileTree(profile);
   const memo = new Map<number, { lib: string; task: string }>();
   const classify = (id: number): { lib: string; task: string } => {
     const hit = memo.get(id);

@@ -16,9 +16,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { encodeMllp, MllpDecoder } from '@engine/hl7';
+import { clearPrefix, freePort, waitForPort } from './common';
 
 const ADMIN_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -33,15 +33,6 @@ interface RunResult {
   p99: number;
   max: number;
   naks: number;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function withAdmin<T>(fn: (c: Client) => Promise<T>): Promise<T> {
@@ -64,42 +55,6 @@ async function createDb(name: string): Promise<string> {
 
 async function dropDb(name: string): Promise<void> {
   await withAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-}
-
-async function clearPrefix(prefix: string): Promise<void> {
-  const r = new Redis(REDIS_URL);
-  let cursor = '0';
-  do {
-    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) {
-      await r.del(...keys);
-    }
-  } while (cursor !== '0');
-  r.disconnect();
-}
-
-async function waitForPort(port: number, child: ChildProcess, timeoutMs = 60000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`server exited with code ${child.exitCode}`);
-    }
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) {
-      return;
-    }
-    if (Date.now() > end) {
-      throw new Error(`port ${port} did not open`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 let seq = 0;
@@ -219,7 +174,7 @@ async function startGateway(partitions: number, resendCheck: boolean): Promise<S
     `engine:\n  partitions: ${partitions}\nfeeds:\n  - id: bench\n    host: 127.0.0.1\n    port: ${port}\n    accept: ['ADT^*', 'ORU^R01']\n    maxConnections: 1000\n    duplicates: { policy: ${resendCheck ? 'ack' : 'process'} }\n`,
   );
   const prefix = 'benchgw';
-  await clearPrefix(prefix);
+  await clearPrefix(REDIS_URL, prefix);
   const child = spawn(
     process.execPath,
     [join(__dirname, '../apps/engine/src/main.js'), 'gateway'],
@@ -241,7 +196,7 @@ async function startGateway(partitions: number, resendCheck: boolean): Promise<S
     port,
     async stop() {
       await stopChild(child);
-      await clearPrefix(prefix);
+      await clearPrefix(REDIS_URL, prefix);
       await dropDb(dbName);
     },
   };
@@ -253,7 +208,7 @@ async function startMinimal(): Promise<Server> {
   const url = await createDb(dbName);
   const port = await freePort();
   const prefix = 'benchmin';
-  await clearPrefix(prefix);
+  await clearPrefix(REDIS_URL, prefix);
   const child = spawn(
     process.execPath,
     [join(__dirname, 'minimal-server.js'), String(port), url, REDIS_URL, prefix],
@@ -265,7 +220,7 @@ async function startMinimal(): Promise<Server> {
     port,
     async stop() {
       await stopChild(child);
-      await clearPrefix(prefix);
+      await clearPrefix(REDIS_URL, prefix);
       await dropDb(dbName);
     },
   };

@@ -64,7 +64,14 @@ import { createTestDatabase } from '@engine/store/testing';
 import { InboundProcessor } from '@engine/worker';
 import { startEngine, type StartedEngine } from '../apps/engine/src/bootstrap';
 import { PipelineService } from '../apps/worker/src/pipeline.service';
-import { clearPrefix, cpuPressure, prng, waitForLeases } from './common';
+import {
+  clearPrefix,
+  cpuPressure,
+  type CpuProfile,
+  prng,
+  profileTree,
+  waitForLeases,
+} from './common';
 
 const ADMIN_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -961,17 +968,6 @@ class PhaseTimer {
 
 /* ------------------------------------------------------------------ CPU profile */
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-  children?: number[];
-}
-interface CpuProfile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
-
 const CATEGORIES: Array<[RegExp, string]> = [
   [/\/libs\/hl7\//, 'hl7 parse'],
   [/\/libs\/mpi\/src\/(from-hl7|normalize)/, 'normalize'],
@@ -993,13 +989,7 @@ const NODE_CORE = /^node:|^internal\//;
  * or a frame of node's own modules counts for the nearest library or application caller. Also the top functions by self time.
  */
 function summarizeProfile(profile: CpuProfile): string[] {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) {
-    for (const c of n.children ?? []) {
-      parent.set(c, n.id);
-    }
-  }
+  const { byId, parent } = profileTree(profile);
   const categoryCache = new Map<number, string>();
   const categoryOf = (id: number): string => {
     const cached = categoryCache.get(id);

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,9 @@ import { MessageRepository } from '@engine/store';
 import { REDIS_URL, startTestEngine } from './support/engine';
 import { ackField, TestMllpClient } from './support/mllp-client';
 import { adt } from './support/messages';
+import { spawnEngine } from './support/pipeline';
+import { freePort } from './support/sinks';
+import { waitFor } from './support/wait';
 import { Redis } from 'ioredis';
 
 /** A TCP proxy in front of PostgreSQL that the test can cut (database "stopped"). */
@@ -39,29 +42,6 @@ class TcpProxy {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 30000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) {
-      return v;
-    }
-    if (Date.now() > end) {
-      throw new Error('timed out waiting');
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('durability', () => {
   it('database stopped → no AA (AR 207), and AA again once it is back', async () => {
     const db = await createTestDatabase();
@@ -77,10 +57,14 @@ describe('durability', () => {
       expect(ackField(nak, 'MSA', 1)).toBe('AR');
       expect(ackField(nak, 'ERR', 3)).toMatch(/^207\^/);
       await proxy.start(proxy.port);
-      const again = await waitFor(async () => {
-        const ack = await client.send(adt({ controlId: 'DB-BACK' }), 30000);
-        return ackField(ack, 'MSA', 1) === 'AA' ? ack : undefined;
-      });
+      const again = await waitFor(
+        'an AA once the database is back',
+        async () => {
+          const ack = await client.send(adt({ controlId: 'DB-BACK' }), 30000);
+          return ackField(ack, 'MSA', 1) === 'AA' ? ack : undefined;
+        },
+        30000,
+      );
       expect(ackField(again, 'MSA', 2)).toBe('DB-BACK');
       const repo = engine.app.get(MessageRepository);
       expect((await repo.search({ controlId: 'DB-DOWN' })).items).toHaveLength(0);
@@ -96,27 +80,6 @@ describe('durability', () => {
   describe('engine killed (SIGKILL) right after AA', () => {
     let child: ChildProcess | undefined;
     afterEach(() => child?.kill('SIGKILL'));
-
-    function spawnEngine(env: Record<string, string>, roles: string[]): ChildProcess {
-      const p = spawn(
-        process.execPath,
-        [
-          '-r',
-          'ts-node/register/transpile-only',
-          '-r',
-          'tsconfig-paths/register',
-          'apps/engine/src/main.ts',
-          ...roles,
-        ],
-        {
-          cwd: join(__dirname, '..'),
-          env: { ...process.env, ...env },
-          stdio: ['ignore', 'ignore', 'pipe'],
-        },
-      );
-      p.stderr?.on('data', () => undefined);
-      return p;
-    }
 
     it('every AA-acknowledged message is in the database and is processed after restart', async () => {
       const db = await createTestDatabase();
@@ -139,9 +102,11 @@ describe('durability', () => {
       const ds = new DataSource({ type: 'postgres', url: db.url });
       await ds.initialize();
       try {
-        child = spawnEngine(env, ['gateway']);
-        const clients = await waitFor(async () =>
-          Promise.all(Array.from({ length: 4 }, () => TestMllpClient.connect(port))),
+        child = spawnEngine(['gateway'], env);
+        const clients = await waitFor(
+          'the gateway to accept connections',
+          async () => Promise.all(Array.from({ length: 4 }, () => TestMllpClient.connect(port))),
+          30000,
         );
         // Four connections send as fast as they can; the engine is killed mid-stream.
         const acked: string[] = [];
@@ -160,7 +125,11 @@ describe('durability', () => {
             }
           }
         });
-        await waitFor(() => Promise.resolve(acked.length >= 200 ? true : undefined));
+        await waitFor(
+          '200 messages acknowledged',
+          () => Promise.resolve(acked.length >= 200 ? true : undefined),
+          30000,
+        );
         child.kill('SIGKILL');
         stop = true;
         await Promise.all(senders);
@@ -180,13 +149,17 @@ describe('durability', () => {
           await r.del(...keys);
         }
         r.disconnect();
-        child = spawnEngine(env, ['gateway', 'worker']);
-        await waitFor(async () => {
-          const [{ n }] = await ds.query(
-            `SELECT count(*)::int AS n FROM message WHERE status = 'received'`,
-          );
-          return n === 0 ? true : undefined;
-        }, 60000);
+        child = spawnEngine(['gateway', 'worker'], env);
+        await waitFor(
+          'every message processed',
+          async () => {
+            const [{ n }] = await ds.query(
+              `SELECT count(*)::int AS n FROM message WHERE status = 'received'`,
+            );
+            return n === 0 ? true : undefined;
+          },
+          60000,
+        );
         const [{ processed }] = await ds.query(
           `SELECT count(*)::int AS processed FROM message WHERE status = 'processed'`,
         );

@@ -1,10 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '@engine/store/testing';
 import { ADMIN_KEY, REDIS_URL } from './support/engine';
 import { ackField, TestMllpClient } from './support/mllp-client';
-import { writeEngineConfig } from './support/pipeline';
+import { spawnEngine, writeEngineConfig } from './support/pipeline';
 import { freePort, killSinks, startSink } from './support/sinks';
 import { waitFor } from './support/wait';
 
@@ -74,34 +73,20 @@ describe('patient data stays out of the logs (e2e)', () => {
         `  - { id: to-billing, source: { events: ['patient.*'] }, destinations: [billing] }\n`,
     );
     cleanupConfig = cfg.cleanup;
-    engine = spawn(
-      process.execPath,
-      [
-        '-r',
-        'ts-node/register/transpile-only',
-        '-r',
-        'tsconfig-paths/register',
-        'apps/engine/src/main.ts',
-      ],
+    engine = spawnEngine(
+      [],
       {
-        cwd: join(__dirname, '..'),
-        env: {
-          ...process.env,
-          TS_NODE_PROJECT: 'tsconfig.json',
-          HL7_CONFIG: cfg.file,
-          DATABASE_URL: db.url,
-          REDIS_URL,
-          QUEUE_PREFIX: prefix,
-          HTTP_HOST: '127.0.0.1',
-          HTTP_PORT: String(httpPort),
-          ADMIN_API_KEY: ADMIN_KEY,
-          LOG_LEVEL: 'debug',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        HL7_CONFIG: cfg.file,
+        DATABASE_URL: db.url,
+        REDIS_URL,
+        QUEUE_PREFIX: prefix,
+        HTTP_HOST: '127.0.0.1',
+        HTTP_PORT: String(httpPort),
+        ADMIN_API_KEY: ADMIN_KEY,
+        LOG_LEVEL: 'debug',
       },
+      (s) => (output += s),
     );
-    engine.stdout?.setEncoding('utf8').on('data', (s: string) => (output += s));
-    engine.stderr?.setEncoding('utf8').on('data', (s: string) => (output += s));
     const api = (path: string) =>
       fetch(`http://127.0.0.1:${httpPort}${path}`, {
         headers: { authorization: `Bearer ${ADMIN_KEY}` },

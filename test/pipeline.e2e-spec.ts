@@ -11,20 +11,7 @@ import {
   writeEngineConfig,
   type StreamMessage,
 } from './support/pipeline';
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, timeoutMs = 60000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) {
-      return v;
-    }
-    if (Date.now() > end) {
-      throw new Error('timed out waiting');
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { waitFor } from './support/wait';
 
 const PARTITIONS = 8;
 const CONNECTIONS = 4;
@@ -134,13 +121,17 @@ describe('pipeline across worker processes', () => {
     startWorker();
     startWorker();
     // Both workers share the partitions before the stream starts.
-    await waitFor(async () => ((await leaseHolders(prefix)).size === 2 ? true : undefined), 60000);
+    await waitFor(
+      'both workers to share the partitions',
+      async () => ((await leaseHolders(prefix)).size === 2 ? true : undefined),
+      60000,
+    );
     const stream = patientStream(7, 2000, 50, [
       { at: 900, prior: 1, survivor: 0 },
       { at: 1400, prior: 3, survivor: 2 },
     ]);
     await send(e, stream);
-    await waitFor(() => allApplied(db, 2000), 120000);
+    await waitFor('every message applied', () => allApplied(db, 2000), 120000);
     expect(await counts(db)).toEqual({ processed: 2000 });
     expect((await leaseHolders(prefix)).size).toBe(2);
 
@@ -167,7 +158,7 @@ describe('pipeline across worker processes', () => {
         }),
       );
     }
-    await waitFor(() => allApplied(db, 2000), 120000);
+    await waitFor('every message applied', () => allApplied(db, 2000), 120000);
     expect(await mpiSnapshot(db)).toEqual(actual);
   }, 300000);
 
@@ -178,14 +169,18 @@ describe('pipeline across worker processes', () => {
     await send(e, stream); // stored and queued; no worker yet
     startWorker();
     startWorker();
-    await waitFor(async () => {
-      const c = await counts(db);
-      return (c.processed ?? 0) >= 300 ? true : undefined;
-    }, 120000);
+    await waitFor(
+      '300 messages applied',
+      async () => {
+        const c = await counts(db);
+        return (c.processed ?? 0) >= 300 ? true : undefined;
+      },
+      120000,
+    );
     children[0].kill('SIGKILL');
     expect((await counts(db)).received ?? 0).toBeGreaterThan(0); // killed mid-run
     startWorker(); // the operator restarts it
-    await waitFor(() => allApplied(db, 2000), 180000);
+    await waitFor('every message applied', () => allApplied(db, 2000), 180000);
     expect(await counts(db)).toEqual({ processed: 2000 });
     expect(await mpiSnapshot(db)).toEqual(await expectedSnapshot(db));
   }, 300000);

@@ -12,24 +12,14 @@ import {
 } from '@engine/mpi';
 import { createDataSource, MessageRepository } from '@engine/store';
 import { receivedMessage } from '@engine/store/testing';
+// Seeded (mulberry32), so a failing stream can be replayed.
+import { prng } from '../../bench/common';
 
 /**
  * Support for pipeline end-to-end tests: a seeded stream of interleaved ADT/ORU messages about a
  * few patients (fictitious people), worker child processes, the "apply one by one in arrival
  * order" reference, and a canonical snapshot of the MPI that ignores generated ids.
  */
-
-/** Small seeded PRNG (mulberry32), so a failing stream can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FAMILY = ['ALVAREZ', 'BECK', 'CHEN', 'DUBOIS', 'EVANS', 'FISCHER', 'GARCIA', 'HOLM'];
 const GIVEN = ['ANNA', 'BRUNO', 'CLARA', 'DAVID', 'EMMA', 'FELIX', 'GRETA', 'HUGO'];
@@ -160,6 +150,18 @@ function hl7(ctl: string, when: string, type: string, segs: string[]): string {
 
 /** A worker process (`main.ts worker`) through ts-node, like an operator's second worker. */
 export function spawnWorker(env: Record<string, string>): ChildProcess {
+  return spawnEngine(['worker'], { LOG_LEVEL: 'warn', ...env });
+}
+
+/**
+ * The engine with `roles` (every role when empty) as a child process, run from the TypeScript
+ * sources. Its output is discarded unless `output` is given (stdout and stderr, as they come).
+ */
+export function spawnEngine(
+  roles: string[],
+  env: Record<string, string>,
+  output?: (text: string) => void,
+): ChildProcess {
   const child = spawn(
     process.execPath,
     [
@@ -168,15 +170,16 @@ export function spawnWorker(env: Record<string, string>): ChildProcess {
       '-r',
       'tsconfig-paths/register',
       'apps/engine/src/main.ts',
-      'worker',
+      ...roles,
     ],
     {
       cwd: join(__dirname, '..', '..'),
-      env: { ...process.env, TS_NODE_PROJECT: 'tsconfig.json', LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, TS_NODE_PROJECT: 'tsconfig.json', ...env },
+      stdio: ['ignore', output ? 'pipe' : 'ignore', 'pipe'],
     },
   );
-  child.stderr?.on('data', () => undefined);
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => output?.(s));
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => output?.(s));
   return child;
 }
 

@@ -4,6 +4,7 @@ import { type DataSource, In, type Repository, type SelectQueryBuilder } from 't
 import { dialectOf, toSqliteTimestamp, type StoreDialect } from './dialect';
 import { MessageEntity } from './entities/message.entity';
 import { clampLimit, decodeCursor, encodeCursor, StoreError, UUID_RE } from './paging';
+import { type PgQueryable, queryPrepared } from './pg-prepared';
 import type {
   FindUnqueuedOptions,
   InsertBatchOptions,
@@ -40,10 +41,6 @@ const PG_PREPARED_MAX_ROWS = 64;
 const GENERATION_ATTEMPTS = 5;
 
 /** The slice of pg's Pool the hot path uses (pg ships no types in this project). */
-interface PgPool {
-  query<R>(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: R[] }>;
-}
-
 /** A TypeORM runner (entity manager in a transaction), for batches split over statements. */
 interface PgRunner {
   query<T>(sql: string, params: unknown[]): Promise<T>;
@@ -373,7 +370,7 @@ export class MessageRepository {
   /**
    * One plain statement, one round trip: `INSERT ... ON CONFLICT DO NOTHING RETURNING id`,
    * sent straight to the driver's pg pool (no TypeORM query runner, entity or logging layer).
-   * Batches up to PG_PREPARED_MAX_ROWS rows use named prepared statements (one per size),
+   * Batches up to PG_PREPARED_MAX_ROWS rows run as prepared statements (one per size, ADR 0009),
    * parsed once per connection; a generic plan is fine (there is no lookup to plan). The
    * conflict target is left out, so both the primary key (a retried commit) and the resend key
    * (an identical message) make a row not come back; those rows are resolved one by one.
@@ -392,10 +389,7 @@ export class MessageRepository {
     const n = idxs.length;
     const named = runner === undefined && n <= PG_PREPARED_MAX_ROWS;
     const text = this.pgInsertSql(n);
-    const inserted = await this.pgQuery<{ id: string }>(
-      runner,
-      named ? { name: `engine_store_msg_r${n}`, text, values } : { text, values },
-    );
+    const inserted = await this.pgQuery<{ id: string }>(runner, text, values, named);
     if (inserted.length === n) {
       return;
     }
@@ -439,12 +433,7 @@ export class MessageRepository {
         stored: boolean;
         dup_id: string | null;
         max_gen: number | null;
-      }>(
-        runner,
-        named
-          ? { name: 'engine_store_msg_probe', text: PG_PROBE_SQL, values: probeValues }
-          : { text: PG_PROBE_SQL, values: probeValues },
-      );
+      }>(runner, PG_PROBE_SQL, probeValues, named);
       if (probe.stored) {
         return undefined;
       }
@@ -456,9 +445,9 @@ export class MessageRepository {
       values.push((probe.max_gen ?? -1) + 1);
       const inserted = await this.pgQuery<{ id: string }>(
         runner,
-        named
-          ? { name: 'engine_store_msg_gen', text: PG_INSERT_GENERATION_SQL, values }
-          : { text: PG_INSERT_GENERATION_SQL, values },
+        PG_INSERT_GENERATION_SQL,
+        values,
+        named,
       );
       if (inserted.length > 0) {
         return undefined;
@@ -470,18 +459,23 @@ export class MessageRepository {
     );
   }
 
+  /** Through the runner when given, else on the pool; `named`: as a prepared statement. */
   private async pgQuery<R>(
     runner: PgRunner | undefined,
-    q: { name?: string; text: string; values: unknown[] },
+    text: string,
+    values: unknown[],
+    named: boolean,
   ): Promise<R[]> {
     if (runner) {
-      return runner.query<R[]>(q.text, q.values);
+      return runner.query<R[]>(text, values);
     }
-    const pool = (this.dataSource.driver as unknown as { master?: PgPool }).master;
+    const pool = (this.dataSource.driver as unknown as { master?: PgQueryable }).master;
     if (!pool) {
       throw new Error('data source is not initialized');
     }
-    const result = await pool.query<R>(q);
+    const result = named
+      ? await queryPrepared<R>(pool, text, values)
+      : await pool.query<R>({ text, values });
     return result.rows;
   }
 
