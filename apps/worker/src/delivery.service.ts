@@ -46,8 +46,6 @@ const IDLE_POLL_MS = 250;
 const STANDBY_POLL_MS = 2_000;
 /** Failing attempts of a destination are logged at most this often. */
 const RETRY_LOG_MS = 30_000;
-/** Pause state is read from Redis at most this often. */
-const PAUSE_CACHE_MS = 500;
 
 const RENEW_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE_LEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
@@ -83,7 +81,6 @@ class DestinationRunner {
   private woken = false;
   private loop?: Promise<void>;
   private renewTimer?: NodeJS.Timeout;
-  private pausedAt = 0;
   private pausedValue = false;
   /** Lanes being sent now (their rows are not read again until their outcomes are written). */
   private readonly busyLanes = new Set<number>();
@@ -152,11 +149,12 @@ class DestinationRunner {
     }
   }
 
+  /**
+   * Read from Redis before every batch, never cached: once `POST …/pause` has answered, no
+   * delivery that was not already being sent goes out (lanes in flight stop at their next row).
+   */
   private async isPaused(): Promise<boolean> {
-    if (Date.now() - this.pausedAt > PAUSE_CACHE_MS) {
-      this.pausedValue = await this.deps.queues.isPaused(this.config.id);
-      this.pausedAt = Date.now();
-    }
+    this.pausedValue = await this.deps.queues.isPaused(this.config.id);
     return this.pausedValue;
   }
 
