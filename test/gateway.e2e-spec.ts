@@ -399,6 +399,24 @@ describe('gateway (MLLP → PostgreSQL → BullMQ → ACK)', () => {
     expect(await engine.app.get(SweeperService).sweep(0)).toBe(0);
   });
 
+  it('the sweeper wakes a partition with one job, for its newest uncovered message', async () => {
+    const c = await client();
+    // One patient, so one partition; no worker runs here, so both stay `received`.
+    await c.send(adt({ controlId: 'SWEEP-OLD', mrn: 'SWEEP-MRN' }));
+    await c.send(adt({ controlId: 'SWEEP-NEW', mrn: 'SWEEP-MRN' }));
+    const [older] = await rowsByControlId('SWEEP-OLD');
+    const [newer] = await rowsByControlId('SWEEP-NEW');
+    expect(newer.partition).toBe(older.partition);
+    await waitFor(() => jobExists(newer.id, newer.partition));
+    await engine.flushQueues();
+    const sweeper = engine.app.get(SweeperService);
+    expect(await sweeper.sweep(0)).toBeGreaterThanOrEqual(2);
+    // The newer message's job covers the older one (a job drains its partition up to its id).
+    expect(await jobExists(newer.id, newer.partition)).toBe(true);
+    expect(await jobExists(older.id, older.partition)).toBe(false);
+    expect(await sweeper.sweep(0)).toBe(0);
+  });
+
   it('the sweeper retries a failed job whose message is still unprocessed', async () => {
     const c = await client();
     await c.send(adt({ controlId: 'SWEEP-FAILED' }));

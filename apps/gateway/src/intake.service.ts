@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { v7 as uuidv7 } from 'uuid';
 import {
@@ -174,7 +174,8 @@ export class IntakeService {
       partition: partitionOf(partitionKey, this.partitions),
       partitionKey: storable(partitionKey),
       raw,
-      contentHash: createHash('sha256').update(raw).digest('hex'),
+      // One-shot hash (Node ≥ 20.12): half the cost of a Hash object per message.
+      contentHash: hash('sha256', raw, 'hex'),
       status: rejection ? 'rejected' : 'received',
       errorCode: rejection?.code ?? null,
       errorReason: rejection ? storable(rejection.error.text ?? '') : null,

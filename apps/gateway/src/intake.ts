@@ -1,7 +1,7 @@
 import {
   type AckCode,
   type AckError,
-  buildAck,
+  buildAckBuffer,
   chooseAckCode,
   type Hl7Message,
   Hl7ParseError,
@@ -152,9 +152,9 @@ export function ackFor(
     return null;
   }
   try {
-    return { code, bytes: buildAck(message, { code, error, text: error?.text }).toBuffer() };
+    return { code, bytes: buildAckBuffer(message, { code, error, text: error?.text }) };
   } catch {
     // The header parsed but cannot be mirrored (e.g. not encodable): answer generically.
-    return { code, bytes: buildAck(undefined, { code, error, text: error?.text }).toBuffer() };
+    return { code, bytes: buildAckBuffer(undefined, { code, error, text: error?.text }) };
   }
 }

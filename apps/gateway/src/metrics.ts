@@ -29,7 +29,7 @@ export const gatewayMetrics = {
   }),
   swept: new Counter({
     name: 'hl7_gateway_swept_total',
-    help: 'Committed messages re-enqueued by the sweeper because their job was missing',
+    help: 'Committed messages no job covered, whose partition the sweeper woke',
   }),
   connections: new Gauge({
     name: 'hl7_gateway_connections',

@@ -13,9 +13,14 @@ import { gatewayMetrics } from './metrics';
 const PAGE = 1000;
 
 /**
- * Redis holds work, the database holds truth: at start and every interval, re-enqueue every
- * committed message (status `received`) whose job is missing from Redis (flushed, restarted,
- * or an enqueue that failed after the ACK). Re-enqueueing is idempotent (job id = message id).
+ * Redis holds work, the database holds truth: at start and every interval, wake every partition
+ * that has committed messages (status `received`) no job covers (Redis flushed or restarted, an
+ * enqueue that failed after the ACK, a job that used up its attempts).
+ *
+ * An inbound job covers every message of its partition up to its id (ADR 0010), so per
+ * partition it is enough to look at the newest such message: no job under its id → enqueue
+ * one (it covers the older ones too); its job failed for good → retry it. Enqueueing is
+ * idempotent (the job id is derived from the message id).
  */
 @Injectable()
 export class SweeperService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -42,7 +47,10 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
     );
   }
 
-  /** Re-enqueue committed messages older than `graceMs` that have no job. Returns how many. */
+  /**
+   * Wake the partitions whose committed messages older than `graceMs` no job covers. Returns
+   * how many such messages the jobs it enqueued or retried cover.
+   */
   sweep(graceMs: number): Promise<number> {
     // One sweep at a time in this process.
     this.running ??= this.doSweep(graceMs).finally(() => (this.running = undefined));
@@ -52,41 +60,54 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
   private async doSweep(graceMs: number): Promise<number> {
     const olderThan = new Date(Date.now() - graceMs);
     let after: { receivedAt: Date; id: string } | undefined;
-    let requeued = 0;
+    /** Per partition: the stale messages seen, and the newest of them. */
+    const stale = new Map<number, { count: number; newest: InboundJobData }>();
     for (;;) {
       const rows = await this.messages.findUnqueued({ olderThan, after, limit: PAGE });
-      if (rows.length === 0) {
-        break;
+      for (const r of rows) {
+        const item: InboundJobData = {
+          messageId: r.id,
+          feed: r.feed,
+          partition: r.partition % this.queues.partitions,
+        };
+        const seen = stale.get(item.partition);
+        if (seen === undefined) {
+          stale.set(item.partition, { count: 1, newest: item });
+        } else {
+          seen.count++;
+          if (item.messageId > seen.newest.messageId) {
+            seen.newest = item;
+          }
+        }
       }
-      const items: InboundJobData[] = rows.map((r) => ({
-        messageId: r.id,
-        feed: r.feed,
-        partition: r.partition % this.queues.partitions,
-      }));
-      const states = await this.queues.jobStates(items);
-      const missing = items.filter((_, i) => states[i] === 'missing');
-      if (missing.length > 0) {
-        await this.queues.enqueue(missing);
-        requeued += missing.length;
-      }
-      // A job that used up its attempts while its message is still `received` (the worker could
-      // not even record the failure, e.g. the database was down): give it another round.
-      const failed = items.filter((_, i) => states[i] === 'failed');
-      if (failed.length > 0) {
-        await this.queues.retryFailed(failed);
-        requeued += failed.length;
-      }
-      const last = rows[rows.length - 1];
-      after = { receivedAt: last.receivedAt, id: last.id };
       if (rows.length < PAGE) {
         break;
       }
+      const last = rows[rows.length - 1];
+      after = { receivedAt: last.receivedAt, id: last.id };
     }
-    if (requeued > 0) {
-      gatewayMetrics.swept.inc(requeued);
-      this.logger.warn(`re-enqueued ${requeued} committed message(s) that had no job`);
+    const partitions = [...stale.values()];
+    const items = partitions.map((p) => p.newest);
+    const states = await this.queues.jobStates(items);
+    const missing = items.filter((_, i) => states[i] === 'missing');
+    if (missing.length > 0) {
+      await this.queues.enqueue(missing);
     }
-    return requeued;
+    // A job that used up its attempts while its message is still `received` (the worker could
+    // not even record the failure, e.g. the database was down): give it another round.
+    const failed = items.filter((_, i) => states[i] === 'failed');
+    if (failed.length > 0) {
+      await this.queues.retryFailed(failed);
+    }
+    const woken = partitions.filter((_, i) => states[i] !== 'present');
+    const covered = woken.reduce((n, p) => n + p.count, 0);
+    if (covered > 0) {
+      gatewayMetrics.swept.inc(covered);
+      this.logger.warn(
+        `woke ${woken.length} partition(s) for ${covered} committed message(s) that no job covered`,
+      );
+    }
+    return covered;
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,5 +1,13 @@
 import * as iconv from 'iconv-lite';
-import { HL7_ERROR_CODES, buildAck, chooseAckCode, parseMessage, type Hl7Message } from './index';
+import {
+  HL7_ERROR_CODES,
+  buildAck,
+  buildAckBuffer,
+  chooseAckCode,
+  formatHl7DateTime,
+  parseMessage,
+  type Hl7Message,
+} from './index';
 
 const now = new Date(2024, 4, 6, 7, 8, 9);
 
@@ -107,6 +115,43 @@ describe('buildAck', () => {
     const ack = buildAck(orig, { code: 'AA', now });
     expect(ack.get('MSH-9')).toBe('ACK');
     expect(ack.get('MSA-2')).toBe('');
+  });
+
+  it('writes the exact text: MSH, MSA and ERR fields in order, each segment ended by CR', () => {
+    const ack = buildAck(original('2.5.1', '||||||UNICODE UTF-8'), {
+      code: 'AE',
+      text: 'bad',
+      error: { code: 101, location: 'PID-3' },
+      controlId: 'ACK1',
+      now,
+    });
+    expect(ack.toString()).toBe(
+      `MSH|^~\\&|RECVAPP|RECVFAC|SENDAPP^1.2^ISO|SENDFAC|${formatHl7DateTime(now)}||ACK^A01^ACK|` +
+        'ACK1|P|2.5.1||||||UNICODE UTF-8\r' +
+        'MSA|AE|MSG42|bad\r' +
+        'ERR||PID^1^3|101^Required field missing^HL70357|E\r',
+    );
+    expect(ack.get('MSH-18')).toBe('UNICODE UTF-8');
+  });
+
+  it('buildAckBuffer gives the bytes of buildAck().toBuffer(), in the original encoding', () => {
+    const latin = parseMessage(
+      Buffer.from('MSH|^~\\&|SA|SF|RA|RF|2024||ADT^A01|Zoë1|P|2.4||||||8859/1\rPID|1\r', 'latin1'),
+    );
+    const cases: [Hl7Message | undefined, Parameters<typeof buildAck>[1]][] = [
+      [original('2.5.1'), { code: 'AA', controlId: 'A1', now }],
+      [
+        original('2.3'),
+        { code: 'AE', text: 'x|y', error: { code: 100, location: 'PID' }, controlId: 'A4', now },
+      ],
+      [latin, { code: 'AR', text: 'Zoë', error: { code: 207 }, controlId: 'A2', now }],
+      [undefined, { code: 'CR', error: { code: 100, text: 'not HL7' }, controlId: 'A3', now }],
+    ];
+    for (const [orig, opts] of cases) {
+      expect(buildAckBuffer(orig, opts).equals(buildAck(orig, opts).toBuffer())).toBe(true);
+    }
+    const bytes = buildAckBuffer(latin, { code: 'AA', now });
+    expect(bytes.includes(Buffer.from('|Zoë1\r', 'latin1'))).toBe(true);
   });
 
   it('exports table 0357', () => {

@@ -1,7 +1,8 @@
-import { DEFAULT_DELIMITERS } from './delimiters';
+import { DEFAULT_DELIMITERS, encodingCharacters } from './delimiters';
+import { encodeText } from './charset';
 import { encodeEscapes } from './escape';
-import { type Hl7Message } from './message';
-import { createMessage } from './parse';
+import { Hl7Message } from './message';
+import { formatHl7DateTime, generateControlId } from './parse';
 import { parsePath } from './path';
 
 export type AckCode = 'AA' | 'AE' | 'AR' | 'CA' | 'CE' | 'CR';
@@ -116,52 +117,73 @@ function parseLocation(location: string | undefined): Location | undefined {
  *   ERR-3 `code^text^HL70357`, ERR-4 severity (default E).
  */
 export function buildAck(original: Hl7Message | undefined, options: AckOptions): Hl7Message {
+  const { text, msh } = ackText(original, options);
+  return new Hl7Message({
+    delimiters: original?.delimiters ?? DEFAULT_DELIMITERS,
+    // toBuffer() answers in the original's encoding (an 8859/1 sender gets an 8859/1 ACK).
+    encoding: original?.encoding ?? 'utf8',
+    text,
+    start: 0,
+    mshFields: msh,
+  });
+}
+
+/**
+ * The bytes of `buildAck(original, options).toBuffer()`, without building the message (the
+ * gateway sends one per message it receives).
+ */
+export function buildAckBuffer(original: Hl7Message | undefined, options: AckOptions): Buffer {
+  return encodeText(ackText(original, options).text, original?.encoding ?? 'utf8');
+}
+
+/**
+ * The ACK as text, and its MSH split on the field separator. Built as strings: assembling it
+ * through createMessage() and setRaw() cost five times the parse of the message it answers.
+ */
+function ackText(
+  original: Hl7Message | undefined,
+  options: AckOptions,
+): { text: string; msh: string[] } {
   const delimiters = original?.delimiters ?? DEFAULT_DELIMITERS;
+  const esc = (v: string): string => encodeEscapes(v, delimiters);
   const raw = (path: string): string => original?.getRaw(path) ?? '';
   const version = original?.version ?? '';
   const trigger = original?.triggerEvent ?? '';
-  const charset = original?.getRaw('MSH-18') ?? '';
+  const charset = raw('MSH-18');
+  const c = delimiters.component;
 
-  const ack = createMessage({
-    delimiters,
-    messageType: trigger === '' ? 'ACK' : `ACK^${trigger}^ACK`,
-    controlId: options.controlId,
-    timestamp: options.now,
-    version: '2.5',
-    encoding: original?.encoding,
-  });
-  const msh = ack.segment('MSH');
-  if (msh === undefined) {
-    throw new Error('createMessage() returned a message without MSH');
-  }
-  msh.setRaw(3, raw('MSH-5'));
-  msh.setRaw(4, raw('MSH-6'));
-  msh.setRaw(5, raw('MSH-3'));
-  msh.setRaw(6, raw('MSH-4'));
-  if (original !== undefined) {
-    msh.setRaw(11, raw('MSH-11'));
-    msh.setRaw(12, raw('MSH-12'));
-  }
+  // MSH fields from MSH-2 (MSH-1 is the separator joining them).
+  const msh = [
+    'MSH',
+    encodingCharacters(delimiters),
+    raw('MSH-5'),
+    raw('MSH-6'),
+    raw('MSH-3'),
+    raw('MSH-4'),
+    formatHl7DateTime(options.now ?? new Date()),
+    '',
+    trigger === '' ? 'ACK' : `ACK${c}${esc(trigger)}${c}ACK`,
+    esc(options.controlId ?? generateControlId()),
+    original === undefined ? 'P' : raw('MSH-11'),
+    original === undefined ? '2.5' : raw('MSH-12'),
+  ];
   if (charset !== '') {
-    msh.setRaw(18, charset);
+    fieldAt(msh, 17, charset); // MSH-18
   }
 
-  const msa = ack.addSegment('MSA');
-  msa.set(1, options.code);
-  msa.set(2, original?.controlId ?? '');
+  const msa = ['MSA', esc(options.code), esc(original?.controlId ?? '')];
   const hasMsa3 = !atLeast(version, 2, 7);
   if (options.text !== undefined && hasMsa3) {
-    msa.set(3, options.text);
+    msa.push(esc(options.text));
   }
+  const segments = [msh, msa];
 
   const err = options.error;
   if (err !== undefined) {
     const text = err.text ?? errorText(err.code) ?? '';
     const loc = parseLocation(err.location);
-    const seg = ack.addSegment('ERR');
-    const c = delimiters.component;
+    const seg = ['ERR'];
     const s = delimiters.subcomponent;
-    const esc = (v: string): string => encodeEscapes(v, delimiters);
     if (atLeast(version, 2, 5)) {
       if (loc !== undefined) {
         const parts = [
@@ -175,20 +197,34 @@ export function buildAck(original: Hl7Message | undefined, options: AckOptions):
         while (parts.length > 1 && parts[parts.length - 1] === '') {
           parts.pop();
         }
-        seg.setRaw(2, parts.map(esc).join(c));
+        fieldAt(seg, 2, parts.map(esc).join(c));
       }
-      seg.setRaw(3, [String(err.code), esc(text), 'HL70357'].join(c));
-      seg.setRaw(4, err.severity ?? 'E');
+      fieldAt(seg, 3, [String(err.code), esc(text), 'HL70357'].join(c));
+      fieldAt(seg, 4, err.severity ?? 'E');
       if (options.text !== undefined && !hasMsa3) {
-        seg.setRaw(8, esc(options.text)); // ERR-8 user message: where MSA-3 went in 2.7
+        fieldAt(seg, 8, esc(options.text)); // ERR-8 user message: where MSA-3 went in 2.7
       }
     } else {
       const code = [String(err.code), esc(text), 'HL70357'].join(s);
       const where = loc === undefined ? ['', '', ''] : [esc(loc.segment), loc.sequence, loc.field];
-      seg.setRaw(1, [...where, code].join(c));
+      fieldAt(seg, 1, [...where, code].join(c));
     }
+    segments.push(seg);
   }
-  return ack;
+
+  let text = '';
+  for (const seg of segments) {
+    text += seg.join(delimiters.field) + '\r';
+  }
+  return { text, msh };
+}
+
+/** Set `fields[n]` (a segment split on the field separator), padding with empty fields. */
+function fieldAt(fields: string[], n: number, value: string): void {
+  while (fields.length < n) {
+    fields.push('');
+  }
+  fields[n] = value;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Hl7ParseError, createMessage, parseMessage } from './index';
+import { Hl7ParseError, createMessage, formatHl7DateTime, parseMessage } from './index';
 
 describe('createMessage / set / addSegment', () => {
   const now = new Date(2024, 0, 2, 3, 4, 5);
@@ -126,5 +126,18 @@ describe('createMessage / set / addSegment', () => {
     expect(v).toBe('line1\\.br\\line2 \\H\\b\\N\\ a|b');
     m.set('OBX-5', v ?? '');
     expect(m.getRaw('OBX-5')).toBe('line1\\.br\\line2 \\H\\b\\N\\ a\\F\\b');
+  });
+});
+
+describe('formatHl7DateTime', () => {
+  it('formats local time with its offset, and follows the clock from one call to the next', () => {
+    const a = new Date(2024, 0, 2, 3, 4, 5, 100);
+    const off = -a.getTimezoneOffset();
+    const zone = `${off >= 0 ? '+' : '-'}${String(Math.floor(Math.abs(off) / 60)).padStart(2, '0')}${String(Math.abs(off) % 60).padStart(2, '0')}`;
+    expect(formatHl7DateTime(a)).toBe(`20240102030405${zone}`);
+    // Same second (cached), then the next second and an earlier one.
+    expect(formatHl7DateTime(new Date(2024, 0, 2, 3, 4, 5, 900))).toBe(`20240102030405${zone}`);
+    expect(formatHl7DateTime(new Date(2024, 0, 2, 3, 4, 6))).toMatch(/^20240102030406/);
+    expect(formatHl7DateTime(new Date(2023, 11, 31, 23, 59, 59))).toMatch(/^20231231235959/);
   });
 });

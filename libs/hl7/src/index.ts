@@ -28,6 +28,7 @@ export {
   type Hl7ErrorCode,
   HL7_ERROR_CODES,
   buildAck,
+  buildAckBuffer,
   chooseAckCode,
   errorText,
 } from './ack';

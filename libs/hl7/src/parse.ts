@@ -196,8 +196,21 @@ function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0');
 }
 
+/** The last second formatted (an ACK per message asks for the same second again and again). */
+let lastSecond = NaN;
+let lastFormatted = '';
+
 /** HL7 DTM in local time with its UTC offset: YYYYMMDDHHMMSS+ZZZZ. */
 export function formatHl7DateTime(d: Date): string {
+  const second = Math.floor(d.getTime() / 1000);
+  if (second !== lastSecond) {
+    lastFormatted = formatSecond(d);
+    lastSecond = second;
+  }
+  return lastFormatted;
+}
+
+function formatSecond(d: Date): string {
   const off = -d.getTimezoneOffset();
   const sign = off >= 0 ? '+' : '-';
   const abs = Math.abs(off);

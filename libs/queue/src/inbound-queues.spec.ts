@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadSettings, validateEngineConfig } from '@engine/config';
-import { InboundQueues } from './inbound-queues';
+import { InboundQueues, newestPerPartition } from './inbound-queues';
 import { inboundJobId, inboundQueueName } from './names';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -60,18 +60,38 @@ describe('InboundQueues (real Redis)', () => {
     expect((await waiting(1)).filter((id) => id === inboundJobId('f', 'a1'))).toHaveLength(1);
   });
 
-  it('enqueueSoon coalesces and delivers everything', async () => {
+  it('enqueueSoon coalesces into one wake-up job per partition, for the newest message', async () => {
     const errors: Error[] = [];
+    const id = (i: number) => `s${String(i).padStart(3, '0')}`;
     for (let i = 0; i < 50; i++) {
-      queues.enqueueSoon([{ messageId: `s${i}`, feed: 'f', partition: 2 }], (e) => errors.push(e));
+      queues.enqueueSoon([{ messageId: id(i), feed: 'f', partition: 2 }], (e) => errors.push(e));
     }
+    queues.enqueueSoon([{ messageId: 't1', feed: 'g', partition: 0 }], (e) => errors.push(e));
     const end = Date.now() + 5000;
-    while ((await waiting(2)).length < 50 && Date.now() < end) {
+    while (!(await waiting(2)).includes(inboundJobId('f', id(49))) && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(await waiting(2)).toEqual(
-      Array.from({ length: 50 }, (_, i) => inboundJobId('f', `s${i}`)),
-    );
+    // Gathered within the coalescing delay: one job each, for the greatest id.
+    expect(await waiting(2)).toEqual([inboundJobId('f', id(49))]);
+    expect(await waiting(0)).toEqual([inboundJobId('g', 't1')]);
     expect(errors).toEqual([]);
+  });
+});
+
+describe('newestPerPartition', () => {
+  it('keeps, per partition, the item with the greatest message id, whatever the order', () => {
+    expect(
+      newestPerPartition([
+        { messageId: '0192-b', feed: 'f', partition: 1 },
+        { messageId: '0192-a', feed: 'f', partition: 2 },
+        { messageId: '0192-c', feed: 'g', partition: 1 },
+        { messageId: '0192-a', feed: 'f', partition: 1 },
+        { messageId: '0191-z', feed: 'f', partition: 2 },
+      ]),
+    ).toEqual([
+      { messageId: '0192-c', feed: 'g', partition: 1 },
+      { messageId: '0192-a', feed: 'f', partition: 2 },
+    ]);
+    expect(newestPerPartition([])).toEqual([]);
   });
 });

@@ -6,7 +6,26 @@ import { type InboundJobData, JOB, inboundJobId, inboundQueueName } from './name
 import { redisConnection } from './redis';
 
 /** How long enqueueSoon() gathers items before writing them to Redis. */
-export const ENQUEUE_COALESCE_MS = 5;
+export const ENQUEUE_COALESCE_MS = 20;
+
+/**
+ * The wake-up jobs for a run of committed messages: per partition, one job, for the message
+ * with the greatest id (ids are UUIDv7, so the newest). An inbound job means "this
+ * partition's messages up to this id are committed": the worker drains every pending message
+ * of the partition up to it, in id order, so the older messages need no job of their own
+ * (ADR 0010). BullMQ runs a Lua script per job on both sides; one per partition and flush
+ * instead of one per message is what keeps the gateway near the minimal server.
+ */
+export function newestPerPartition(items: readonly InboundJobData[]): InboundJobData[] {
+  const newest = new Map<number, InboundJobData>();
+  for (const it of items) {
+    const seen = newest.get(it.partition);
+    if (seen === undefined || it.messageId > seen.messageId) {
+      newest.set(it.partition, it);
+    }
+  }
+  return [...newest.values()];
+}
 
 /** Default options of inbound jobs: the id dedupes (a re-enqueue of a queued message is a no-op). */
 export const INBOUND_JOB_OPTIONS: JobsOptions = {
@@ -101,9 +120,11 @@ export class InboundQueues implements OnApplicationShutdown {
   }
 
   /**
-   * Enqueue in the background, coalescing: while one enqueue is in flight, later items wait and
-   * go together in the next. Failures are reported to `onError` (the sweeper re-enqueues
-   * committed messages whose job is missing, so nothing is lost).
+   * Wake the workers of these committed messages, in the background: items gather for
+   * ENQUEUE_COALESCE_MS (and while one enqueue is in flight), then one wake-up job per
+   * partition goes out for the newest of them (`newestPerPartition`). Failures are reported to
+   * `onError` with the number of messages concerned (the sweeper wakes the partitions of
+   * committed messages that no job covers, so nothing is lost).
    */
   enqueueSoon(
     items: readonly InboundJobData[],
@@ -114,37 +135,46 @@ export class InboundQueues implements OnApplicationShutdown {
     }
     if (!this.flushing) {
       this.flushing = true;
-      // A short delay lets the commits of the next few milliseconds share the pipeline (one
-      // socket write instead of one per commit); it adds nothing to the ACK path.
-      setTimeout(() => void this.flush(onError), ENQUEUE_COALESCE_MS);
+      this.scheduleFlush(onError);
     }
+  }
+
+  /**
+   * The next flush, ENQUEUE_COALESCE_MS from now: the commits of that span share one pipeline
+   * and one job per partition. The delay is kept between consecutive flushes too (flushing as
+   * soon as the previous one answered would send a few messages, and nearly as many jobs, per
+   * Redis round trip). It adds nothing to the ACK path.
+   */
+  private scheduleFlush(onError: (err: Error, count: number) => void): void {
+    setTimeout(() => void this.flush(onError), ENQUEUE_COALESCE_MS);
   }
 
   private async flush(onError: (err: Error, count: number) => void): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending;
-      this.pending = [];
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([
-          this.enqueue(batch),
-          new Promise((_, reject) => {
-            timer = setTimeout(
-              () => reject(new Error(`no answer from Redis within ${this.flushTimeoutMs} ms`)),
-              this.flushTimeoutMs,
-            );
-          }),
-        ]);
-      } catch (err) {
-        onError(err as Error, batch.length);
-      } finally {
-        clearTimeout(timer);
-      }
+    const batch = this.pending;
+    this.pending = [];
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.enqueue(newestPerPartition(batch)),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer from Redis within ${this.flushTimeoutMs} ms`)),
+            this.flushTimeoutMs,
+          );
+        }),
+      ]);
+    } catch (err) {
+      onError(err as Error, batch.length);
+    } finally {
+      clearTimeout(timer);
     }
-    this.flushing = false;
+    if (this.pending.length > 0) {
+      this.scheduleFlush(onError);
+    } else {
+      this.flushing = false;
+    }
   }
 
-  /** For each item, whether a job with its id exists in Redis (any state). One round trip. */
   /**
    * For each item, the state of its job: 'missing' (no job: enqueue it), 'failed' (the job used
    * up its attempts while the message is still unprocessed) or 'present'. One round trip.

@@ -8,12 +8,18 @@ export const QUEUE = {
 } as const;
 
 export const JOB = {
-  /** Process one stored inbound message (payload: InboundJobData). */
+  /**
+   * Wake-up of a partition: apply its stored messages up to and including this one, in id
+   * order (payload: InboundJobData). One job may cover many messages (ADR 0010).
+   */
   inboundMessage: 'inbound-message',
 } as const;
 
 export interface InboundJobData {
-  /** message.id in the database (the job carries ids only, never PHI). */
+  /**
+   * message.id in the database: the newest message the job covers (the job carries ids only,
+   * never PHI).
+   */
   messageId: string;
   feed: string;
   partition: number;
