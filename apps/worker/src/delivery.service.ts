@@ -69,8 +69,10 @@ type Outcome =
  * it); a permanent one dead-letters the row and the lane goes on. BullMQ jobs on
  * `deliver-<destination>` wake the loop at once; it also looks by itself every 250 ms, so a
  * lost job (Redis flushed) only delays a delivery.
+ *
+ * @internal Exported for its unit test; the engine starts runners through DeliveryService.
  */
-class DestinationRunner {
+export class DestinationRunner {
   private readonly logger: Logger;
   private readonly sender: Sender;
   private readonly leaseKey: string;
@@ -215,11 +217,15 @@ class DestinationRunner {
     }
     const now = new Date();
     const ordered = this.config.ordering === 'patient';
+    // The busy lanes as they are BEFORE the queries. A lane that finishes while they run may
+    // just have written a retry that the blocked-lanes query did not see; read afterwards, it
+    // would no longer be skipped, and its next row would overtake the one waiting for the retry.
+    const busy = [...this.busyLanes];
     const blocked = ordered
       ? await this.deps.store.blockedLanes(this.config.id, now)
       : new Map<number, Date>();
     const rows = await this.deps.store.dueDeliveries(this.config.id, now, BATCH, [
-      ...new Set([...blocked.keys(), ...this.busyLanes]),
+      ...new Set([...blocked.keys(), ...busy]),
     ]);
     if (rows.length === 0) {
       if (this.busyLanes.size > 0) {
