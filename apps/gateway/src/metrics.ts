@@ -29,7 +29,7 @@ export const gatewayMetrics = {
   }),
   swept: new Counter({
     name: 'hl7_gateway_swept_total',
-    help: 'Committed messages no job covered, whose partition the sweeper woke',
+    help: 'Committed messages of the partitions the sweeper woke (no live job covered them)',
   }),
   connections: new Gauge({
     name: 'hl7_gateway_connections',

@@ -18,9 +18,10 @@ const PAGE = 1000;
  * enqueue that failed after the ACK, a job that used up its attempts).
  *
  * An inbound job covers every message of its partition up to its id (ADR 0010), so per
- * partition it is enough to look at the newest such message: no job under its id → enqueue
- * one (it covers the older ones too); its job failed for good → retry it. Enqueueing is
- * idempotent (the job id is derived from the message id).
+ * partition it is enough to look at the newest such message: a live job (waiting, active or
+ * delayed) for it or a newer one → covered; else no job under its id → enqueue one (it covers
+ * the older ones too); its job failed for good → retry it. Enqueueing is idempotent (the job id
+ * is derived from the message id).
  */
 @Injectable()
 export class SweeperService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -86,7 +87,13 @@ export class SweeperService implements OnApplicationBootstrap, OnApplicationShut
       const last = rows[rows.length - 1];
       after = { receivedAt: last.receivedAt, id: last.id };
     }
-    const partitions = [...stale.values()];
+    // A partition whose live jobs reach its newest stale message is covered: a worker that is
+    // behind, or a held partition, is not lost work (the newest stale message is then seldom
+    // the one its flush made a job for).
+    const live = await this.queues.newestLiveJobs([...stale.keys()]);
+    const partitions = [...stale.entries()]
+      .filter(([p, s]) => (live.get(p) ?? '') < s.newest.messageId)
+      .map(([, s]) => s);
     const items = partitions.map((p) => p.newest);
     const states = await this.queues.jobStates(items);
     const missing = items.filter((_, i) => states[i] === 'missing');

@@ -60,6 +60,19 @@ describe('InboundQueues (real Redis)', () => {
     expect((await waiting(1)).filter((id) => id === inboundJobId('f', 'a1'))).toHaveLength(1);
   });
 
+  it('newestLiveJobs: per partition, the newest message id its live jobs reach', async () => {
+    const id = (n: number) => `0192f3a4-0000-7000-8000-${String(n).padStart(12, '0')}`;
+    await queues.enqueue([
+      { messageId: id(2), feed: 'f', partition: 3 },
+      { messageId: id(7), feed: 'f', partition: 3 },
+      { messageId: id(5), feed: 'g', partition: 3 },
+    ]);
+    const live = await queues.newestLiveJobs([3, 0]);
+    expect(live.get(3)).toBe(id(7));
+    expect(live.has(0)).toBe(false); // no job whose id ends in a message id
+    expect(await queues.newestLiveJobs([])).toEqual(new Map());
+  });
+
   it('enqueueSoon coalesces into one wake-up job per partition, for the newest message', async () => {
     const errors: Error[] = [];
     const id = (i: number) => `s${String(i).padStart(3, '0')}`;

@@ -27,6 +27,19 @@ export function newestPerPartition(items: readonly InboundJobData[]): InboundJob
   return [...newest.values()];
 }
 
+/**
+ * Jobs of each list read by newestLiveJobs: the newest waiting ones (jobs are pushed on the
+ * left) and the latest delayed ones.
+ */
+const LIVE_JOBS_READ = 50;
+
+const UUID_TAIL = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** The message id of an inbound job id (`<feed>-<message id>`), if it has that shape. */
+function messageIdOfJob(jobId: string): string | undefined {
+  return UUID_TAIL.exec(jobId)?.[0];
+}
+
 /** Default options of inbound jobs: the id dedupes (a re-enqueue of a queued message is a no-op). */
 export const INBOUND_JOB_OPTIONS: JobsOptions = {
   attempts: 8,
@@ -207,6 +220,51 @@ export class InboundQueues implements OnApplicationShutdown {
       }
       return res[2 * i + 1][1] === null ? 'present' : 'failed';
     });
+  }
+
+  /**
+   * Per partition, the greatest message id among its live jobs, i.e. the newest message a job
+   * still to run covers (ADR 0010): the last jobs added to `wait` (or `paused`), every `active`
+   * job and the jobs delayed last. Absent when the partition has none. One round trip.
+   */
+  async newestLiveJobs(partitions: readonly number[]): Promise<Map<number, string>> {
+    const out = new Map<number, string>();
+    if (partitions.length === 0) {
+      return out;
+    }
+    const pipeline = this.redis.pipeline();
+    for (const p of partitions) {
+      const key = `${this.prefix}:${inboundQueueName(p)}`;
+      pipeline.lrange(`${key}:wait`, 0, LIVE_JOBS_READ - 1);
+      pipeline.lrange(`${key}:paused`, 0, LIVE_JOBS_READ - 1);
+      pipeline.lrange(`${key}:active`, 0, -1);
+      pipeline.zrange(`${key}:delayed`, -LIVE_JOBS_READ, -1);
+    }
+    const res = await pipeline.exec();
+    if (!res) {
+      throw new Error('redis pipeline returned no result');
+    }
+    partitions.forEach((p, i) => {
+      const ids: string[] = [];
+      for (const [err, value] of res.slice(4 * i, 4 * i + 4)) {
+        if (err) {
+          throw err;
+        }
+        if (typeof value === 'string') {
+          ids.push(value);
+        } else if (Array.isArray(value)) {
+          ids.push(...(value as string[]));
+        }
+      }
+      for (const jobId of ids) {
+        const messageId = messageIdOfJob(jobId);
+        const seen = out.get(p);
+        if (messageId !== undefined && (seen === undefined || messageId > seen)) {
+          out.set(p, messageId);
+        }
+      }
+    });
+    return out;
   }
 
   /** For each item, whether a job with its id exists in Redis (any state). */
