@@ -7,18 +7,25 @@ function isAlnum(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 }
 
-function kindOf(buf: Buffer, start: number, end: number): LineKind {
-  let i = start;
+/** Past the blanks (controls, space, DEL) from `i`, up to `end`. */
+function skipBlanks(buf: Buffer, i: number, end: number): number {
   while (i < end && (buf[i] <= 0x20 || buf[i] === 0x7f)) {
     i++;
   }
+  return i;
+}
+
+/** Past a UTF-8 byte order mark at `i` (the very start of a file), if there is one. */
+function skipBom(buf: Buffer, i: number): number {
+  return buf[i] === 0xef && buf[i + 1] === 0xbb && buf[i + 2] === 0xbf ? i + 3 : i;
+}
+
+function kindOf(buf: Buffer, start: number, end: number): LineKind {
+  let i = skipBlanks(buf, start, end);
   if (i === end) {
     return 'BLANK';
   }
-  // skip a UTF-8 BOM at the very start of a file
-  if (buf[i] === 0xef && buf[i + 1] === 0xbb && buf[i + 2] === 0xbf) {
-    i += 3;
-  }
+  i = skipBom(buf, i);
   if (end - i < 4 || isAlnum(buf[i + 3])) {
     return 'OTHER';
   }
@@ -132,19 +139,10 @@ export interface BatchHeader {
  */
 export function isBatch(input: Buffer): boolean {
   // Cheap: it runs on every frame the gateway receives.
-  const skip = (from: number): number => {
-    let i = from;
-    while (i < input.length && (input[i] <= 0x20 || input[i] === 0x7f)) {
-      i++;
-    }
-    return i;
-  };
-  let i = skip(0);
-  if (input[i] === 0xef && input[i + 1] === 0xbb && input[i + 2] === 0xbf) {
-    i = skip(i + 3);
-  }
+  const n = input.length;
+  const i = skipBlanks(input, skipBom(input, skipBlanks(input, 0, n)), n);
   return (
-    i + 3 < input.length &&
+    i + 3 < n &&
     (input[i] === 0x46 || input[i] === 0x42) && // F or B
     input[i + 1] === 0x48 && // H
     input[i + 2] === 0x53 && // S

@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import {
   dialectOf,
   fromJson,
+  pgPool,
   queryPrepared,
   toDate,
   toSqliteTimestamp,
@@ -146,7 +147,7 @@ export class MpiStore {
   }
 
   private get pool(): PgPool {
-    return (this.dataSource.driver as unknown as { master: PgPool }).master;
+    return pgPool<PgPool>(this.dataSource);
   }
 
   private get sqlite(): BetterSqlite3.Database {

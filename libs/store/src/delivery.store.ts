@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { dialectOf, toSqliteTimestamp, type StoreDialect } from './dialect';
 import { fromJson, toDate } from './sql-values';
-import { type PgQueryable, queryPrepared } from './pg-prepared';
+import { pgPool, queryPrepared } from './pg-prepared';
 
 /** A (destination, ordering lane) pair: what a delivery queue job names. */
 export interface DeliveryLane {
@@ -98,8 +98,7 @@ export class DeliveryStore {
    */
   private async query(sql: string, params: unknown[] = [], hot = false): Promise<Row[]> {
     if (this.dialect === 'postgres' && hot) {
-      const pool = (this.dataSource.driver as unknown as { master: PgQueryable }).master;
-      return (await queryPrepared<Row>(pool, sql, params)).rows;
+      return (await queryPrepared<Row>(pgPool(this.dataSource), sql, params)).rows;
     }
     if (this.dialect === 'postgres') {
       return this.dataSource.query<Row[]>(sql, params);

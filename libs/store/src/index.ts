@@ -47,6 +47,7 @@ export {
 export { fromJson, toDate } from './sql-values';
 export {
   MAX_PREPARED_STATEMENTS,
+  pgPool,
   preparedName,
   queryPrepared,
   type PgQueryable,

@@ -4,7 +4,7 @@ import { type DataSource, In, type Repository, type SelectQueryBuilder } from 't
 import { dialectOf, toSqliteTimestamp, type StoreDialect } from './dialect';
 import { MessageEntity } from './entities/message.entity';
 import { clampLimit, decodeCursor, encodeCursor, StoreError, UUID_RE } from './paging';
-import { type PgQueryable, queryPrepared } from './pg-prepared';
+import { pgPool, queryPrepared } from './pg-prepared';
 import type {
   FindUnqueuedOptions,
   InsertBatchOptions,
@@ -40,7 +40,6 @@ const PG_PREPARED_MAX_ROWS = 64;
 /** How often a conflicting row is retried when concurrent writers take its next generation. */
 const GENERATION_ATTEMPTS = 5;
 
-/** The slice of pg's Pool the hot path uses (pg ships no types in this project). */
 /** A TypeORM runner (entity manager in a transaction), for batches split over statements. */
 interface PgRunner {
   query<T>(sql: string, params: unknown[]): Promise<T>;
@@ -469,10 +468,7 @@ export class MessageRepository {
     if (runner) {
       return runner.query<R[]>(text, values);
     }
-    const pool = (this.dataSource.driver as unknown as { master?: PgQueryable }).master;
-    if (!pool) {
-      throw new Error('data source is not initialized');
-    }
+    const pool = pgPool(this.dataSource);
     const result = named
       ? await queryPrepared<R>(pool, text, values)
       : await pool.query<R>({ text, values });

@@ -1,10 +1,12 @@
+import type { DataSource } from 'typeorm';
+
 /**
  * PostgreSQL named (prepared) statements for the hot paths.
  *
  * An unnamed statement is parsed and planned on every execution; a named one is parsed once
  * per connection and its plan is reused. For the set-based statements of the pipeline and the
  * delivery loop (`jsonb_to_recordset`, `= ANY($1)`) parse and plan are about half of the
- * server's CPU per statement (docs/decisions/0009-prepared-statements.md).
+ * server's CPU per statement (docs/decisions/0009-prepared-statements-and-plans.md).
  */
 
 /** A pg query config (the subset used here). */
@@ -51,4 +53,16 @@ export function queryPrepared<R = Record<string, unknown>>(
 ): Promise<PgQueryResult<R>> {
   const name = preparedName(text);
   return db.query<R>(name === undefined ? { text, values } : { name, text, values });
+}
+
+/**
+ * The pg Pool under a TypeORM PostgreSQL data source, for statements sent to the driver
+ * directly (no query runner, entity or logging layer on the hot paths).
+ */
+export function pgPool<P extends PgQueryable = PgQueryable>(dataSource: DataSource): P {
+  const pool = (dataSource.driver as unknown as { master?: P }).master;
+  if (pool === undefined) {
+    throw new Error('data source is not initialized');
+  }
+  return pool;
 }
